@@ -1,0 +1,2 @@
+//! Placeholder: the log benchmark lands in the next commit.
+fn main() {}

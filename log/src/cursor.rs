@@ -1,0 +1,130 @@
+//! Sequential frame reader over one file: large aligned reads, each frame
+//! CRC-checked, frames never copied.
+//!
+//! Lives on: the shard's core.
+
+use std::ops::Range;
+use std::rc::Rc;
+
+use glommio::io::ReadResult;
+
+use crate::constants::{HEADER_SIZE_BYTES, SECTOR_SIZE_BYTES};
+use crate::error::Result;
+use crate::file::LogFile;
+use crate::record::{decode, DecodeError, Meta};
+
+/// One frame found by the cursor: where it starts, its header, and where its
+/// payload lies in `Cursor::chunk()`.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub pos: u64,
+    pub meta: Meta,
+    pub payload: Range<usize>,
+}
+
+/// What stopped the cursor before `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub pos: u64,
+    pub error: DecodeError,
+}
+
+pub struct Cursor {
+    file: Rc<LogFile>,
+    chunk: ReadResult,
+    chunk_pos: u64,
+    pos: u64,
+    limit: u64,
+    chunk_size: usize,
+}
+
+impl Cursor {
+    /// Reads frames of `file` from `pos` up to byte `limit`, `chunk_size`
+    /// bytes at a time.
+    pub fn new(file: Rc<LogFile>, pos: u64, limit: u64, chunk_size: usize) -> Cursor {
+        Cursor {
+            file,
+            chunk: ReadResult::default(),
+            chunk_pos: pos,
+            pos,
+            limit,
+            chunk_size,
+        }
+    }
+
+    /// Moves the end (the active segment grows as batches land).
+    pub fn set_limit(&mut self, limit: u64) {
+        if limit != self.limit {
+            self.limit = limit;
+            // The chunk may end in padding that has since been overwritten.
+            self.chunk = ReadResult::default();
+            self.chunk_pos = self.pos;
+        }
+    }
+
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    pub fn chunk(&self) -> &[u8] {
+        &self.chunk
+    }
+
+    fn window(&self) -> &[u8] {
+        let rel = (self.pos - self.chunk_pos) as usize;
+        let end = (self.limit - self.chunk_pos).min(self.chunk.len() as u64) as usize;
+        if rel >= end {
+            &[]
+        } else {
+            &self.chunk[rel..end]
+        }
+    }
+
+    async fn refill(&mut self, at_least: usize) -> Result<()> {
+        let aligned = self.pos - self.pos % SECTOR_SIZE_BYTES as u64;
+        let skip = (self.pos - aligned) as usize;
+        let want =
+            (skip + at_least.max(self.chunk_size)).div_ceil(SECTOR_SIZE_BYTES) * SECTOR_SIZE_BYTES;
+        let want = want.min((self.limit - aligned) as usize);
+        self.chunk = self.file.read(aligned, want).await?;
+        self.chunk_pos = aligned;
+        Ok(())
+    }
+
+    /// The next frame, `Ok(Ok(None))` at `limit`, or where and why the bytes
+    /// stop being frames.
+    pub async fn next(&mut self) -> Result<std::result::Result<Option<Found>, Invalid>> {
+        if self.pos >= self.limit {
+            return Ok(Ok(None));
+        }
+        let in_chunk = self.pos >= self.chunk_pos
+            && self.pos - self.chunk_pos + (HEADER_SIZE_BYTES as u64) <= self.chunk.len() as u64;
+        if !in_chunk {
+            self.refill(HEADER_SIZE_BYTES).await?;
+        }
+        let mut outcome = decode(self.window()).map(|f| (f.meta, f.frame_len, f.payload.len()));
+        if let Err(DecodeError::Truncated { needed }) = outcome {
+            // The frame runs past this chunk: read it whole, if the file has it.
+            if self.pos + needed as u64 <= self.limit {
+                self.refill(needed).await?;
+                outcome = decode(self.window()).map(|f| (f.meta, f.frame_len, f.payload.len()));
+            }
+        }
+        match outcome {
+            Ok((meta, frame_len, payload_len)) => {
+                let start = (self.pos - self.chunk_pos) as usize + HEADER_SIZE_BYTES;
+                let found = Found {
+                    pos: self.pos,
+                    meta,
+                    payload: start..start + payload_len,
+                };
+                self.pos += frame_len as u64;
+                Ok(Ok(Some(found)))
+            }
+            Err(error) => Ok(Err(Invalid {
+                pos: self.pos,
+                error,
+            })),
+        }
+    }
+}
