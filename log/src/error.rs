@@ -54,7 +54,15 @@ impl LogError {
 
     /// True for "no space left on device" (and quota exhaustion).
     pub fn is_no_space(&self) -> bool {
-        matches!(self, LogError::Io { errno: Some(e), .. } if *e == libc::ENOSPC || *e == libc::EDQUOT)
+        match self {
+            LogError::Io { kind, errno, .. } => {
+                matches!(
+                    kind,
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                ) || matches!(errno, Some(e) if *e == libc::ENOSPC || *e == libc::EDQUOT)
+            }
+            _ => false,
+        }
     }
 }
 
