@@ -39,7 +39,10 @@ pub const BATCH_RECORDS_MAX: usize = 16 * 1024;
 pub const INDEX_INTERVAL_BYTES: usize = 4096;
 
 /// Size of one sequential read during recovery scans and iteration.
-pub const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+pub const SCAN_CHUNK_BYTES: usize = 2 * 1024 * 1024;
+
+/// Cursors reading chunks at least this large read one chunk ahead.
+pub const PREFETCH_CHUNK_BYTES_MIN: usize = 256 * 1024;
 
 /// Largest snapshot blob.
 pub const SNAPSHOT_SIZE_BYTES_MAX: usize = 1024 * 1024 * 1024;
@@ -51,6 +54,8 @@ const _: () = assert!(BATCH_SIZE_BYTES_MAX >= RECORD_FRAME_SIZE_BYTES_MAX);
 const _: () = assert!(BATCH_SIZE_BYTES_MAX.is_multiple_of(SECTOR_SIZE_BYTES));
 const _: () = assert!(SCAN_CHUNK_BYTES.is_multiple_of(SECTOR_SIZE_BYTES));
 const _: () = assert!(SCAN_CHUNK_BYTES >= 2 * INDEX_INTERVAL_BYTES);
+const _: () = assert!(SCAN_CHUNK_BYTES >= PREFETCH_CHUNK_BYTES_MIN);
+const _: () = assert!(PREFETCH_CHUNK_BYTES_MIN > 2 * INDEX_INTERVAL_BYTES);
 const _: () = assert!(SEGMENT_SIZE_BYTES_DEFAULT <= SEGMENT_SIZE_BYTES_MAX);
 const _: () = assert!(SEGMENT_SIZE_BYTES_MIN.is_multiple_of(SECTOR_SIZE_BYTES as u64));
 // A segment may exceed its roll size by one batch; positions must fit u32.

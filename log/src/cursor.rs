@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use glommio::io::ReadResult;
 
-use crate::constants::{HEADER_SIZE_BYTES, SECTOR_SIZE_BYTES};
+use crate::constants::{HEADER_SIZE_BYTES, PREFETCH_CHUNK_BYTES_MIN, SECTOR_SIZE_BYTES};
 use crate::error::Result;
 use crate::file::LogFile;
 use crate::record::{decode, DecodeError, Meta};
@@ -29,6 +29,12 @@ pub struct Invalid {
     pub error: DecodeError,
 }
 
+/// A read issued ahead of need: its position and the task performing it.
+struct Prefetch {
+    pos: u64,
+    task: glommio::Task<Result<ReadResult>>,
+}
+
 pub struct Cursor {
     file: Rc<LogFile>,
     chunk: ReadResult,
@@ -36,6 +42,8 @@ pub struct Cursor {
     pos: u64,
     limit: u64,
     chunk_size: usize,
+    /// Sequential scans keep one read in flight while frames are checked.
+    prefetch: Option<Prefetch>,
 }
 
 impl Cursor {
@@ -49,6 +57,7 @@ impl Cursor {
             pos,
             limit,
             chunk_size,
+            prefetch: None,
         }
     }
 
@@ -59,6 +68,7 @@ impl Cursor {
             // The chunk may end in padding that has since been overwritten.
             self.chunk = ReadResult::default();
             self.chunk_pos = self.pos;
+            self.prefetch = None;
         }
     }
 
@@ -86,9 +96,39 @@ impl Cursor {
         let want =
             (skip + at_least.max(self.chunk_size)).div_ceil(SECTOR_SIZE_BYTES) * SECTOR_SIZE_BYTES;
         let want = want.min((self.limit - aligned) as usize);
-        self.chunk = self.file.read(aligned, want).await?;
-        self.chunk_pos = aligned;
+        match self.prefetch.take() {
+            Some(prefetch) if prefetch.pos <= self.pos => {
+                self.chunk = prefetch.task.await?;
+                self.chunk_pos = prefetch.pos;
+                let end = self.chunk_pos + self.chunk.len() as u64;
+                if end < (self.pos + at_least as u64).min(self.limit) {
+                    // Too short for this frame: read exactly what is needed.
+                    self.chunk = self.file.read(aligned, want).await?;
+                    self.chunk_pos = aligned;
+                }
+            }
+            _ => {
+                self.chunk = self.file.read(aligned, want).await?;
+                self.chunk_pos = aligned;
+            }
+        }
+        self.start_prefetch();
         Ok(())
+    }
+
+    /// For sequential scans: starts reading the next chunk now, overlapping
+    /// the last sector of this one (where a frame may continue), so the
+    /// device works while this chunk's frames are checked.
+    fn start_prefetch(&mut self) {
+        let end = self.chunk_pos + self.chunk.len() as u64;
+        if self.chunk_size < PREFETCH_CHUNK_BYTES_MIN || end >= self.limit {
+            return;
+        }
+        let pos = end - (end % SECTOR_SIZE_BYTES as u64) - SECTOR_SIZE_BYTES as u64;
+        let len = self.chunk_size.min((self.limit - pos) as usize);
+        let file = self.file.clone();
+        let task = glommio::spawn_local(async move { file.read(pos, len).await });
+        self.prefetch = Some(Prefetch { pos, task });
     }
 
     /// The next frame, `Ok(Ok(None))` at `limit`, or where and why the bytes
