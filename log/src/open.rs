@@ -26,7 +26,10 @@ impl Log {
     /// Opens the log in `dir` (creating it if needed) and recovers it.
     pub async fn open(dir: impl AsRef<Path>, config: Config) -> Result<Log> {
         config.validate()?;
-        let dir = dir.as_ref().to_owned();
+        // Absolute: glommio 0.9's Directory::open resolves a relative path
+        // against fd -1 (not AT_FDCWD) and fails with EBADF.
+        let dir = std::path::absolute(dir.as_ref())
+            .map_err(|e| LogError::io("resolve dir", dir.as_ref(), &e))?;
         std::fs::create_dir_all(&dir).map_err(|e| LogError::io("create dir", &dir, &e))?;
         prime_iopoll_probe(&dir).await?;
         let bases = list_segments(&dir)?;

@@ -283,3 +283,16 @@ fn bad_calls_get_clear_errors() {
         assert!(matches!(log.append(&[entry]).await, Err(LogError::Closed)));
     });
 }
+
+#[test]
+fn relative_directory_opens() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let relative = dir.path().file_name().unwrap().to_owned();
+    run(move || async move {
+        let log = Log::open(std::path::Path::new(&relative), small_config(4096))
+            .await
+            .unwrap();
+        assert_eq!(append_one(&log, 1, b"x").await, Offset(1));
+        log.close().await.unwrap();
+    });
+}
