@@ -260,7 +260,10 @@ async fn write_batch(
     buf.resize(end.div_ceil(SECTOR_SIZE_BYTES) * SECTOR_SIZE_BYTES, 0);
     let written = async {
         file.write_sectors(write_pos, &buf).await?;
-        file.sync().await
+        let started = std::time::Instant::now();
+        file.sync().await?;
+        shared.io.borrow_mut().record(buf.len(), started.elapsed());
+        Ok(())
     }
     .await;
     if let Err(error) = written {

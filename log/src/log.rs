@@ -139,6 +139,32 @@ pub(crate) struct Shared {
     /// Held by whoever writes, truncates or deletes files.
     pub io_lock: Semaphore,
     pub flusher: RefCell<Option<glommio::Task<()>>>,
+    pub io: RefCell<IoStats>,
+}
+
+/// What the log did to the disk since it was opened (for the engine's
+/// stats). `fsync_micros` keeps the latest fsync latencies until taken.
+#[derive(Clone, Debug, Default)]
+pub struct IoStats {
+    pub batches: u64,
+    pub fsyncs: u64,
+    pub bytes_written: u64,
+    pub fsync_micros: Vec<u32>,
+}
+
+/// Latencies kept between two `take_io_stats` calls.
+const FSYNC_SAMPLES_MAX: usize = 4096;
+
+impl IoStats {
+    pub(crate) fn record(&mut self, bytes: usize, fsync: std::time::Duration) {
+        self.batches += 1;
+        self.fsyncs += 1;
+        self.bytes_written += bytes as u64;
+        if self.fsync_micros.len() < FSYNC_SAMPLES_MAX {
+            self.fsync_micros
+                .push(fsync.as_micros().min(u128::from(u32::MAX)) as u32);
+        }
+    }
 }
 
 /// The append-only segment log of one shard.
@@ -221,6 +247,14 @@ impl Log {
 
     /// Flushes what was appended, stops the flusher and closes every file.
     /// Appends and reads fail with `Closed` afterwards.
+    /// Counters since open, and the fsync latencies since the last call.
+    pub fn take_io_stats(&self) -> IoStats {
+        let mut io = self.shared.io.borrow_mut();
+        let taken = io.clone();
+        io.fsync_micros.clear();
+        taken
+    }
+
     pub async fn close(&self) -> Result<()> {
         {
             let mut state = self.state_mut();

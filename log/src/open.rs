@@ -53,6 +53,7 @@ impl Log {
             space_waiters: Vec::new(),
         };
         let shared = Rc::new(Shared {
+            io: Default::default(),
             state: RefCell::new(state),
             io_lock: Semaphore::new(1),
             flusher: RefCell::new(None),

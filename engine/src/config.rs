@@ -1,0 +1,295 @@
+//! Configuration: command-line flags, an optional TOML file with the same
+//! keys, and embedded defaults. Flags win over the file, the file over the
+//! defaults.
+//!
+//! Lives on: the main thread; a copy (`Rc<Config>`) on every core.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::constants::{
+    CONNECTIONS_PER_CORE_MAX, FANOUT_ON_READ_MEMBERS_DEFAULT, GROUP_MEMBERS_DEFAULT,
+    GROUP_MEMBERS_LIMIT, OUTBOX_FRAMES_MAX, SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT,
+    SHARDS_MAX, TOKEN_TTL_SECONDS_DEFAULT,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "chatd", version, about = "chatd: a shard-per-core chat server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub flags: Flags,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a self-signed development certificate and key (PEM).
+    GenCert {
+        /// Host names / IP addresses the certificate is valid for.
+        #[arg(long = "host", default_values = ["localhost", "127.0.0.1"])]
+        hosts: Vec<String>,
+        #[arg(long, default_value = "chatd-cert.pem")]
+        cert: PathBuf,
+        #[arg(long, default_value = "chatd-key.pem")]
+        key: PathBuf,
+    },
+}
+
+/// Every setting; each is also a key of the TOML file (same spelling).
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Flags {
+    /// TOML file with the same keys as these flags.
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// REST + WebSocket address (port 0 picks a free port) [default: 127.0.0.1:8080]
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Stats address [default: 127.0.0.1:9090]
+    #[arg(long)]
+    pub ops_listen: Option<SocketAddr>,
+    /// Data directory [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Cores to run on [default: all online cores]
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Shards of a new data directory [default: the number of cores]
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// TLS certificate chain (PEM); with --tls-key turns on TLS 1.3
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Where OTP codes go: log | file:PATH | webhook:URL [default: log]
+    #[arg(long)]
+    pub otp_sink: Option<String>,
+    /// Push gateway URL (accepted; push is a later feature)
+    #[arg(long)]
+    pub push_gateway: Option<String>,
+    /// Most members of a group [default: 512]
+    #[arg(long)]
+    pub group_members_max: Option<usize>,
+    /// Groups larger than this fan out on read [default: 256]
+    #[arg(long)]
+    pub fanout_on_read_members: Option<usize>,
+    /// Sends per second per device [default: 100]
+    #[arg(long)]
+    pub send_rate: Option<u32>,
+    /// Send burst per device [default: 200]
+    #[arg(long)]
+    pub send_burst: Option<u32>,
+    /// Token lifetime in seconds [default: 90 days]
+    #[arg(long)]
+    pub token_ttl_seconds: Option<u64>,
+    /// Frames queued per connection before it is dropped as too slow [default: 1024]
+    #[arg(long)]
+    pub outbox_frames: Option<usize>,
+    /// Connections per core [default: 250000]
+    #[arg(long)]
+    pub connections_per_core: Option<usize>,
+}
+
+/// Where OTP codes are delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OtpSink {
+    Log,
+    File(PathBuf),
+    Webhook(String),
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub ops_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub cores: usize,
+    /// Asked for; a data directory that exists keeps its own count.
+    pub shards: usize,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub otp_sink: OtpSink,
+    pub push_gateway: Option<String>,
+    pub group_members_max: usize,
+    pub fanout_on_read_members: usize,
+    pub send_rate_per_second: u32,
+    pub send_burst: u32,
+    pub token_ttl_seconds: u64,
+    pub outbox_frames_max: usize,
+    pub connections_per_core_max: usize,
+}
+
+impl Config {
+    /// Resolves flags over the file named by `--config` over defaults.
+    pub fn resolve(flags: Flags) -> Result<Config, String> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => Flags::default(),
+        };
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = flags.cores.or(file.cores).unwrap_or(online);
+        let config = Config {
+            listen: pick(flags.listen, file.listen, "127.0.0.1:8080".parse().unwrap()),
+            ops_listen: pick(
+                flags.ops_listen,
+                file.ops_listen,
+                "127.0.0.1:9090".parse().unwrap(),
+            ),
+            data_dir: pick(flags.data_dir, file.data_dir, PathBuf::from("./data")),
+            cores,
+            shards: pick(flags.shards, file.shards, cores),
+            tls: tls(
+                flags.tls_cert.or(file.tls_cert),
+                flags.tls_key.or(file.tls_key),
+            )?,
+            otp_sink: parse_sink(&pick(flags.otp_sink, file.otp_sink, "log".into()))?,
+            push_gateway: flags.push_gateway.or(file.push_gateway),
+            group_members_max: pick(
+                flags.group_members_max,
+                file.group_members_max,
+                GROUP_MEMBERS_DEFAULT,
+            ),
+            fanout_on_read_members: pick(
+                flags.fanout_on_read_members,
+                file.fanout_on_read_members,
+                FANOUT_ON_READ_MEMBERS_DEFAULT,
+            ),
+            send_rate_per_second: pick(
+                flags.send_rate,
+                file.send_rate,
+                SEND_RATE_PER_SECOND_DEFAULT,
+            ),
+            send_burst: pick(flags.send_burst, file.send_burst, SEND_BURST_DEFAULT),
+            token_ttl_seconds: pick(
+                flags.token_ttl_seconds,
+                file.token_ttl_seconds,
+                TOKEN_TTL_SECONDS_DEFAULT,
+            ),
+            outbox_frames_max: pick(flags.outbox_frames, file.outbox_frames, OUTBOX_FRAMES_MAX),
+            connections_per_core_max: pick(
+                flags.connections_per_core,
+                file.connections_per_core,
+                CONNECTIONS_PER_CORE_MAX,
+            ),
+        };
+        config.validate(online)?;
+        Ok(config)
+    }
+
+    fn validate(&self, online: usize) -> Result<(), String> {
+        if self.cores == 0 || self.cores > online {
+            return Err(format!(
+                "--cores must be 1..={online} (online cores), not {}",
+                self.cores
+            ));
+        }
+        if self.shards == 0 || self.shards > SHARDS_MAX {
+            return Err(format!("--shards must be 1..={SHARDS_MAX}"));
+        }
+        if self.group_members_max < 2 || self.group_members_max > GROUP_MEMBERS_LIMIT {
+            return Err(format!(
+                "--group-members-max must be 2..={GROUP_MEMBERS_LIMIT}"
+            ));
+        }
+        if self.send_rate_per_second == 0 || self.send_burst == 0 {
+            return Err("--send-rate and --send-burst must be positive".into());
+        }
+        if self.outbox_frames_max < 16 {
+            return Err("--outbox-frames must be at least 16".into());
+        }
+        if self.token_ttl_seconds == 0 {
+            return Err("--token-ttl-seconds must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
+}
+
+fn read_file(path: &Path) -> Result<Flags, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+fn tls(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok(Some((c, k))),
+        (None, None) => Ok(None),
+        _ => Err("--tls-cert and --tls-key go together".into()),
+    }
+}
+
+fn parse_sink(text: &str) -> Result<OtpSink, String> {
+    if text == "log" {
+        return Ok(OtpSink::Log);
+    }
+    if let Some(path) = text.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err("--otp-sink file:PATH needs a path".into());
+        }
+        return Ok(OtpSink::File(PathBuf::from(path)));
+    }
+    if let Some(url) = text.strip_prefix("webhook:") {
+        if !url.starts_with("http://") {
+            return Err("--otp-sink webhook:URL takes an http:// URL".into());
+        }
+        return Ok(OtpSink::Webhook(url.to_string()));
+    }
+    Err(format!(
+        "--otp-sink must be log, file:PATH or webhook:URL, not {text:?}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chatd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\nsend-rate = 5\notp-sink = \"file:/tmp/x\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(path),
+            send_rate: Some(9),
+            cores: Some(1),
+            ..Flags::default()
+        };
+        let config = Config::resolve(flags).unwrap();
+        assert_eq!(
+            config.listen,
+            "127.0.0.1:7000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(config.send_rate_per_second, 9);
+        assert_eq!(config.otp_sink, OtpSink::File("/tmp/x".into()));
+        assert_eq!(
+            config.ops_listen,
+            "127.0.0.1:9090".parse::<SocketAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        assert!(parse_sink("sms").unwrap_err().contains("otp-sink"));
+        let flags = Flags {
+            tls_cert: Some("a".into()),
+            cores: Some(1),
+            ..Flags::default()
+        };
+        assert!(Config::resolve(flags).unwrap_err().contains("tls"));
+    }
+}

@@ -1,0 +1,82 @@
+//! All limits of the engine, in one place. Units last in every name.
+//!
+//! Lives on: compile time; every core reads them. The configurable ones are
+//! defaults that `config.rs` may override within the bounds given here.
+
+/// Largest encoded message event a client may send (PROTOCOL.md: 128 KiB).
+pub const MESSAGE_BYTES_MAX: usize = 128 * 1024;
+
+/// Members of a group, by default and at most.
+pub const GROUP_MEMBERS_DEFAULT: usize = 512;
+pub const GROUP_MEMBERS_LIMIT: usize = 100_000;
+
+/// Groups larger than this fan out on read (default).
+pub const FANOUT_ON_READ_MEMBERS_DEFAULT: usize = 256;
+
+/// Per-device send rate: tokens per second and burst (defaults).
+pub const SEND_RATE_PER_SECOND_DEFAULT: u32 = 100;
+pub const SEND_BURST_DEFAULT: u32 = 200;
+
+/// Frames queued for one connection before it counts as a slow consumer
+/// and is disconnected (it catches up on reconnect).
+pub const OUTBOX_FRAMES_MAX: usize = 1024;
+
+/// Connections one core accepts at most.
+pub const CONNECTIONS_PER_CORE_MAX: usize = 250_000;
+
+/// Capacity of each ring of the core mesh (messages).
+pub const MESH_RING_CAPACITY: usize = 4096;
+
+/// A WebSocket must authenticate within this long.
+pub const AUTH_TIMEOUT_MS: u64 = 10_000;
+
+/// OTP codes: lifetime, tries per code, requests per phone per window.
+pub const OTP_TTL_SECONDS: u64 = 300;
+pub const OTP_TRIES_MAX: u32 = 5;
+pub const OTP_REQUESTS_PER_WINDOW_MAX: u32 = 5;
+pub const OTP_REQUEST_WINDOW_SECONDS: u64 = 600;
+
+/// Tokens expire after this long unless configured otherwise.
+pub const TOKEN_TTL_SECONDS_DEFAULT: u64 = 90 * 24 * 3600;
+
+/// Devices one account may link.
+pub const DEVICES_PER_USER_MAX: usize = 16;
+
+/// History pages.
+pub const HISTORY_LIMIT_DEFAULT: usize = 50;
+pub const HISTORY_LIMIT_MAX: usize = 100;
+
+/// Sync on connect reads a conversation's missed messages in pages this big.
+pub const SYNC_PAGE_MESSAGES_MAX: usize = 256;
+
+/// `client_msg_id`s remembered per conversation for dedupe.
+pub const DEDUPE_WINDOW_PER_CONVERSATION: usize = 4096;
+
+/// Receipt timestamps remembered per member (steps of its watermark).
+pub const RECEIPT_STEPS_PER_MEMBER_MAX: usize = 64;
+
+/// Group `message.status` events are coalesced over this period.
+pub const STATUS_COALESCE_MS: u64 = 100;
+
+/// Typing auto-stops after this long without a new `start`.
+pub const TYPING_TIMEOUT_MS: u64 = 5_000;
+
+/// Text fields: names, phone numbers, device names.
+pub const NAME_BYTES_MAX: usize = 128;
+pub const PHONE_DIGITS_MIN: usize = 8;
+pub const PHONE_DIGITS_MAX: usize = 15;
+
+/// A snapshot is taken after this many records since the last one.
+pub const SNAPSHOT_RECORDS_INTERVAL: u64 = 200_000;
+
+/// Shards of a data directory (fixed when it is created).
+pub const SHARDS_MAX: usize = 1024;
+
+const _: () = assert!(GROUP_MEMBERS_DEFAULT <= GROUP_MEMBERS_LIMIT);
+const _: () = assert!(FANOUT_ON_READ_MEMBERS_DEFAULT <= GROUP_MEMBERS_DEFAULT);
+const _: () = assert!(SEND_BURST_DEFAULT >= SEND_RATE_PER_SECOND_DEFAULT);
+const _: () = assert!(HISTORY_LIMIT_DEFAULT <= HISTORY_LIMIT_MAX);
+const _: () = assert!(SYNC_PAGE_MESSAGES_MAX < OUTBOX_FRAMES_MAX);
+// A stored message (body + envelope) must fit one log record.
+const _: () =
+    assert!(MESSAGE_BYTES_MAX + 4096 <= chat_log::constants::RECORD_PAYLOAD_SIZE_BYTES_MAX);

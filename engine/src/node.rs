@@ -1,0 +1,322 @@
+//! A node: one pinned glommio executor per core, the core mesh, startup
+//! (recover shards, announce memberships, bind listeners, say ready) and
+//! shutdown (stop accepting, close sockets with 1001, flush the logs).
+//!
+//! Lives on: `run` on the main thread; `core_main` on each core's thread.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use chat_net::http::{serve, ServeConfig};
+use chat_net::stop::StopSignal;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::api::{Api, Ops};
+use crate::config::Config;
+use crate::constants::MESH_RING_CAPACITY;
+use crate::core::Core;
+use crate::ids::{CoreId, ShardId};
+use crate::ops::{MeshMsg, Op};
+use crate::shard::Shard;
+
+/// What every core thread shares at startup (only `Send` things).
+struct Shared {
+    config: Config,
+    shards: u16,
+    data_dir: PathBuf,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    listen: SocketAddr,
+    ops_listen: SocketAddr,
+    stop: AtomicBool,
+    /// Counts cores through each shutdown phase.
+    phase: AtomicUsize,
+}
+
+/// What a core reports when it serves (or why it could not start).
+type Started = Result<(u16, Option<SocketAddr>), String>;
+
+/// Runs the node until SIGTERM/SIGINT; returns the process exit code.
+pub fn run(config: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    let data_dir = std::path::absolute(&config.data_dir).map_err(|e| e.to_string())?;
+    let shards = shard_count(&data_dir, config.shards)?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(chat_net::tls::load_server_config(cert, key)?),
+        None => None,
+    };
+    // Port 0: reserve one port for every core's listener (bound, never
+    // listening, so it takes no connections), held until all cores listen.
+    let (listen_guard, listen) = reserve(config.listen)?;
+    let (ops_guard, ops_listen) = reserve(config.ops_listen)?;
+    block_signals();
+    let cores = config.cores;
+    let shared = Arc::new(Shared {
+        config,
+        shards,
+        data_dir,
+        tls,
+        listen,
+        ops_listen,
+        stop: AtomicBool::new(false),
+        phase: AtomicUsize::new(0),
+    });
+    let mesh = MeshBuilder::<MeshMsg, _>::full(cores, MESH_RING_CAPACITY);
+    let cpus: Vec<usize> = glommio::CpuSet::online()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|l| l.cpu)
+        .collect();
+    let (tx, rx) = mpsc::channel::<Started>();
+    let mut handles = Vec::new();
+    for i in 0..cores {
+        let (shared, mesh, tx) = (shared.clone(), mesh.clone(), tx.clone());
+        let placement = cpus
+            .get(i)
+            .map_or(Placement::Unbound, |c| Placement::Fixed(*c));
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("chatd-core-{i}"))
+            .spawn(move || async move {
+                let outcome = core_main(shared, mesh, tx.clone()).await;
+                if let Err(e) = outcome {
+                    let _ = tx.send(Err(e));
+                }
+            })
+            .map_err(|e| format!("cannot start core {i}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(tx);
+    let mut ops = None;
+    for _ in 0..cores {
+        match rx.recv() {
+            Ok(Ok((_, Some(addr)))) => ops = Some(addr),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                shared.stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            Err(_) => return Err("a core stopped during startup".into()),
+        }
+    }
+    drop((listen_guard, ops_guard));
+    let scheme = if shared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "chatd ready {scheme}={} ops={}",
+        shared.listen,
+        ops.unwrap_or(shared.ops_listen)
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    wait_for_signal();
+    eprintln!("chatd: stopping");
+    shared.stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        let _ = h.join();
+    }
+    eprintln!("chatd: stopped");
+    Ok(())
+}
+
+/// The shard count is fixed when a data directory is created.
+fn shard_count(dir: &Path, asked: usize) -> Result<u16, String> {
+    let path = dir.join("SHARDS");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{} is not a shard count", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let tmp = dir.join("SHARDS.tmp");
+            std::fs::write(&tmp, format!("{asked}\n")).map_err(|e| e.to_string())?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+            std::fs::File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| e.to_string())?;
+            Ok(asked as u16)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn reserve(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), String> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| e.to_string())?;
+    s.set_reuse_port(true).map_err(|e| e.to_string())?;
+    s.set_reuse_address(true).map_err(|e| e.to_string())?;
+    s.bind(&addr.into())
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let local = s
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .as_socket()
+        .ok_or("not an IP socket")?;
+    Ok((s, local))
+}
+
+async fn core_main(
+    shared: Arc<Shared>,
+    mesh: MeshBuilder<MeshMsg, glommio::channels::channel_mesh::Full>,
+    tx: mpsc::Sender<Started>,
+) -> Result<(), String> {
+    let (senders, receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| "mesh join failed".to_string())?;
+    let id = CoreId(senders.peer_id() as u16);
+    let cores = shared.config.cores as u16;
+    let config = Rc::new(shared.config.clone());
+    let mut local = vec![None; shared.shards as usize];
+    for s in (0..shared.shards).filter(|s| s % cores == id.0) {
+        let shard =
+            Shard::open(&shared.data_dir, ShardId(s), shared.shards, config.clone()).await?;
+        local[s as usize] = Some(Rc::new(shard));
+    }
+    let core = Rc::new(Core::new(
+        id,
+        cores,
+        shared.shards,
+        config.clone(),
+        local,
+        senders,
+    ));
+    core.serve_mesh(receivers);
+    let shard_ids: Vec<ShardId> = core.local_shards().map(|s| s.id).collect();
+    for shard in shard_ids {
+        core.call(shard, Op::Announce)
+            .await
+            .map_err(|e| e.message)?;
+    }
+    core.broadcast_announced().await;
+    while core.announced.get() < cores {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+    core.ready.set(true);
+    let stop = StopSignal::new();
+    let serve_config = ServeConfig {
+        tls: shared.tls.clone(),
+        connections_max: config.connections_per_core_max,
+    };
+    let listener = chat_net::bind(shared.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", shared.listen))?;
+    let api = glommio::spawn_local(serve(
+        listener,
+        serve_config,
+        Rc::new(Api { core: core.clone() }),
+        stop.clone(),
+    ));
+    let mut ops_addr = None;
+    let ops = if id.0 == 0 {
+        let l = chat_net::bind(shared.ops_listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", shared.ops_listen))?;
+        ops_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
+        let cfg = ServeConfig {
+            tls: None,
+            connections_max: 1024,
+        };
+        Some(glommio::spawn_local(serve(
+            l,
+            cfg,
+            Rc::new(Ops { core: core.clone() }),
+            stop.clone(),
+        )))
+    } else {
+        None
+    };
+    spawn_ticker(core.clone());
+    let _ = tx.send(Ok((id.0, ops_addr)));
+    while !shared.stop.load(Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown(&shared, &core, &stop, cores).await;
+    api.await;
+    if let Some(ops) = ops {
+        ops.await;
+    }
+    Ok(())
+}
+
+/// Once a second: fold the logs' fsync latencies into the histograms.
+fn spawn_ticker(core: Rc<Core>) {
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(Duration::from_secs(1)).await;
+            core.drain_log_latencies();
+        }
+    })
+    .detach();
+}
+
+/// Stop accepting, close every socket with 1001, wait for every core,
+/// then flush and close the logs.
+async fn shutdown(shared: &Shared, core: &Rc<Core>, stop: &StopSignal, cores: u16) {
+    stop.fire();
+    core.ready.set(false);
+    let conns: Vec<_> = core
+        .conns
+        .borrow()
+        .values()
+        .map(|c| c.outbox.clone())
+        .collect();
+    for outbox in conns {
+        outbox.close(chat_net::ws::CLOSE_GOING_AWAY, "server shutting down");
+    }
+    for _ in 0..100 {
+        if core.conns.borrow().is_empty() {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    barrier(&shared.phase, cores as usize).await;
+    for shard in core.local_shards() {
+        if let Err(e) = shard.log.sync().await {
+            eprintln!("chatd: shard {}: final flush failed: {e}", shard.id.0);
+        }
+    }
+    barrier(&shared.phase, 2 * cores as usize).await;
+    for shard in core.local_shards() {
+        let _ = shard.log.close().await;
+    }
+}
+
+async fn barrier(counter: &AtomicUsize, target: usize) {
+    counter.fetch_add(1, Ordering::SeqCst);
+    while counter.load(Ordering::SeqCst) < target {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// SIGTERM and SIGINT are taken by `wait_for_signal` on the main thread
+/// only: block them before the core threads start (they inherit the mask).
+fn block_signals() {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn wait_for_signal() {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+    }
+}

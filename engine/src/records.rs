@@ -1,0 +1,235 @@
+//! The records of a shard's log: every durable change of chat state.
+//!
+//! Lives on: the shard's core. Written by `shard.rs` (after validation) and
+//! read back by `recovery.rs`, `history.rs` and the sync path. Payloads are
+//! rkyv archives, validated on every read (chat-log's `Record::access`).
+//!
+//! In-memory state is a function of these records (`state.rs::apply`):
+//! replaying a log rebuilds exactly what the live shard had.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::ids::{ConvId, DeviceId, Millis, Seq, UserId};
+
+/// The chat-log `Kind` of every record of the engine.
+pub const KIND_CHAT: chat_log::Kind = chat_log::Kind(1);
+
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum Privacy {
+    Everyone,
+    Contacts,
+    Nobody,
+}
+
+impl Privacy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privacy::Everyone => "everyone",
+            Privacy::Contacts => "contacts",
+            Privacy::Nobody => "nobody",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Privacy> {
+        match text {
+            "everyone" => Some(Privacy::Everyone),
+            "contacts" => Some(Privacy::Contacts),
+            "nobody" => Some(Privacy::Nobody),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum ConvKind {
+    Direct,
+    Group,
+}
+
+impl ConvKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConvKind::Direct => "direct",
+            ConvKind::Group => "group",
+        }
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// Which watermark a cursor or receipt moves.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[rkyv(derive(Debug))]
+pub enum Mark {
+    Delivered,
+    Read,
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum BodyKind {
+    Text,
+    Ciphertext,
+}
+
+/// A stored message: everything `message.new` and history show.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct MessageRec {
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub sender: UserId,
+    pub device: DeviceId,
+    pub client_msg_id: String,
+    pub ts: Millis,
+    pub body_kind: BodyKind,
+    pub body: String,
+    pub media: Option<String>,
+    pub reply_to: Option<u64>,
+}
+
+/// One durable change. User-side records live in the user's home shard,
+/// conversation-side records in the conversation's home shard.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum Rec {
+    /// A phone number's first verify made an account.
+    UserCreated {
+        user: UserId,
+        phone: String,
+        ts: Millis,
+    },
+    /// A verify linked a device; its cursors start at the ends given.
+    DeviceLinked {
+        user: UserId,
+        device: DeviceId,
+        name: String,
+        token_hash: [u8; 32],
+        expires: Millis,
+        ts: Millis,
+        cursors: Vec<(ConvId, Seq)>,
+    },
+    DeviceRevoked {
+        user: UserId,
+        device: DeviceId,
+    },
+    ProfileSet {
+        user: UserId,
+        name: Option<String>,
+        privacy: Option<Privacy>,
+        read_receipts: Option<bool>,
+    },
+    /// A device acked (delivered) or read up to `seq`.
+    Cursor {
+        user: UserId,
+        device: DeviceId,
+        conv: ConvId,
+        mark: Mark,
+        seq: Seq,
+    },
+    /// The user's last device went offline.
+    LastSeen {
+        user: UserId,
+        ts: Millis,
+    },
+    ConvCreated {
+        conv: ConvId,
+        kind: ConvKind,
+        name: String,
+        members: Vec<(UserId, Role)>,
+        ts: Millis,
+    },
+    MemberAdded {
+        conv: ConvId,
+        user: UserId,
+        role: Role,
+    },
+    MemberRemoved {
+        conv: ConvId,
+        user: UserId,
+    },
+    RoleSet {
+        conv: ConvId,
+        user: UserId,
+        role: Role,
+    },
+    Message(MessageRec),
+    /// A member's delivered or read watermark advanced.
+    Receipt {
+        conv: ConvId,
+        user: UserId,
+        mark: Mark,
+        seq: Seq,
+        ts: Millis,
+    },
+}
+
+/// Encodes a record, checked before it leaves: it must decode to itself.
+pub fn encode(rec: &Rec) -> rkyv::util::AlignedVec {
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(rec).expect("a record always serializes");
+    debug_assert_eq!(decode_bytes(&bytes).as_ref(), Ok(rec));
+    bytes
+}
+
+/// Decodes a record read back from the log, validating the archive.
+pub fn decode(record: &chat_log::Record) -> Result<Rec, String> {
+    if record.kind != KIND_CHAT {
+        return Err(format!(
+            "record {} has kind {}, not a chat record",
+            record.offset.0, record.kind.0
+        ));
+    }
+    decode_bytes(&record.payload).map_err(|e| format!("record {}: {e}", record.offset.0))
+}
+
+fn decode_bytes(bytes: &[u8]) -> Result<Rec, String> {
+    rkyv::from_bytes::<Rec, rkyv::rancor::Error>(bytes).map_err(|e| format!("invalid archive: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let rec = Rec::Message(MessageRec {
+            conv: ConvId(7),
+            seq: Seq(3),
+            sender: UserId(1),
+            device: DeviceId(2),
+            client_msg_id: "abc".into(),
+            ts: Millis(99),
+            body_kind: BodyKind::Text,
+            body: "héllo".into(),
+            media: None,
+            reply_to: Some(2),
+        });
+        let bytes = encode(&rec);
+        assert_eq!(decode_bytes(&bytes).unwrap(), rec);
+        assert!(decode_bytes(&bytes[..bytes.len() / 2]).is_err());
+    }
+}

@@ -1,0 +1,48 @@
+//! Soft state of a shard: what is true only while the process runs, or is
+//! learnt from other shards at startup. Never logged.
+//!
+//! Lives on: the shard's core, inside `Shard`.
+
+use std::collections::HashMap;
+
+use crate::ids::{ConnRef, ConvId, DeviceId, Millis, Seq, UserId};
+use crate::ops::ConvPointer;
+
+/// A connected device of a user.
+#[derive(Clone, Copy, Debug)]
+pub struct Online {
+    pub device: DeviceId,
+    pub conn: ConnRef,
+}
+
+/// A pending OTP code (codes live 300 s: not worth a log record; a restart
+/// only means asking for a new code).
+#[derive(Clone, Debug)]
+pub struct Otp {
+    pub code: String,
+    pub expires: Millis,
+    pub tries: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Soft {
+    /// User side: connected devices per user.
+    pub online: HashMap<UserId, Vec<Online>>,
+    /// User side: the conversations of each user, with their latest seq.
+    /// Rebuilt at startup from the conversation shards' announcements.
+    pub pointers: HashMap<UserId, HashMap<ConvId, ConvPointer>>,
+    /// User side: who watches a user's presence (subject → watchers).
+    pub watchers: HashMap<UserId, Vec<(UserId, ConnRef)>>,
+    /// Phone side: live OTP codes, and requests per phone in the window.
+    pub otp: HashMap<String, Otp>,
+    pub otp_requests: HashMap<String, (Millis, u32)>,
+    /// Conversation side: groups with a `message.status` waiting to go out
+    /// (coalesced), and the seq it is about.
+    pub status_pending: HashMap<ConvId, Seq>,
+}
+
+impl Soft {
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.online.get(&user).is_some_and(|v| !v.is_empty())
+    }
+}

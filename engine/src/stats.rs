@@ -1,0 +1,280 @@
+//! Per-core counters and latency histograms, and their rendering as
+//! Prometheus text and JSON for the ops port.
+//!
+//! Lives on: each core has its own `CoreStats` (no sharing). The core that
+//! serves `/metrics` or `/stats` asks every other core for a copy over the
+//! mesh and renders them side by side.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+/// Histograms cover 1 µs to 60 s with 3 significant digits.
+const HISTOGRAM_MICROS_MAX: u64 = 60_000_000;
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MICROS_MAX, 3).expect("valid bounds")
+}
+
+/// The latency histograms we keep, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Latency {
+    /// `message.send` received → `message.sent` queued to the sender.
+    SendToSent,
+    /// `message.send` received → `message.new` queued to an online device.
+    SendToDelivered,
+    /// One fdatasync of a shard's log.
+    Fsync,
+}
+
+impl Latency {
+    pub const ALL: [Latency; 3] = [
+        Latency::SendToSent,
+        Latency::SendToDelivered,
+        Latency::Fsync,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Latency::SendToSent => "send_to_sent",
+            Latency::SendToDelivered => "send_to_delivered",
+            Latency::Fsync => "fsync",
+        }
+    }
+}
+
+/// One core's figures.
+#[derive(Clone, Debug)]
+pub struct CoreStats {
+    pub core: u16,
+    pub connections: u64,
+    pub connections_rejected: u64,
+    pub slow_consumers_dropped: u64,
+    pub events_in: BTreeMap<&'static str, u64>,
+    pub events_out: BTreeMap<&'static str, u64>,
+    pub mesh_sent: u64,
+    pub mesh_received: u64,
+    /// Calls to other cores waiting for their answer now.
+    pub mesh_pending_calls: u64,
+    pub fsyncs: u64,
+    pub bytes_written: u64,
+    pub records_applied: u64,
+    pub latencies: BTreeMap<Latency, Histogram<u64>>,
+}
+
+impl CoreStats {
+    pub fn new(core: u16) -> CoreStats {
+        CoreStats {
+            core,
+            connections: 0,
+            connections_rejected: 0,
+            slow_consumers_dropped: 0,
+            events_in: BTreeMap::new(),
+            events_out: BTreeMap::new(),
+            mesh_sent: 0,
+            mesh_received: 0,
+            mesh_pending_calls: 0,
+            fsyncs: 0,
+            bytes_written: 0,
+            records_applied: 0,
+            latencies: Latency::ALL.iter().map(|l| (*l, histogram())).collect(),
+        }
+    }
+
+    pub fn event_in(&mut self, ty: &'static str) {
+        *self.events_in.entry(ty).or_default() += 1;
+    }
+
+    pub fn event_out(&mut self, ty: &'static str, n: u64) {
+        *self.events_out.entry(ty).or_default() += n;
+    }
+
+    pub fn record(&mut self, latency: Latency, elapsed: Duration) {
+        self.record_micros(latency, elapsed.as_micros() as u64);
+    }
+
+    pub fn record_micros(&mut self, latency: Latency, micros: u64) {
+        let h = self
+            .latencies
+            .get_mut(&latency)
+            .expect("every latency has a histogram");
+        h.saturating_record(micros.clamp(1, HISTOGRAM_MICROS_MAX));
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> Value {
+    json!({
+        "count": h.len(),
+        "p50_us": h.value_at_quantile(0.50),
+        "p99_us": h.value_at_quantile(0.99),
+        "p999_us": h.value_at_quantile(0.999),
+        "max_us": h.max(),
+    })
+}
+
+fn merged(all: &[CoreStats], latency: Latency) -> Histogram<u64> {
+    let mut h = histogram();
+    for c in all {
+        h.add(&c.latencies[&latency]).expect("same bounds");
+    }
+    h
+}
+
+/// `/stats`: per core and totals, p50/p99/p999 per histogram.
+pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Value {
+    let cores: Vec<Value> = all
+        .iter()
+        .map(|c| {
+            let lat: serde_json::Map<String, Value> = c
+                .latencies
+                .iter()
+                .map(|(l, h)| (l.name().to_string(), quantiles(h)))
+                .collect();
+            json!({
+                "core": c.core,
+                "connections": c.connections,
+                "connections_rejected": c.connections_rejected,
+                "slow_consumers_dropped": c.slow_consumers_dropped,
+                "events_in": c.events_in,
+                "events_out": c.events_out,
+                "mesh_sent": c.mesh_sent,
+                "mesh_received": c.mesh_received,
+                "mesh_pending_calls": c.mesh_pending_calls,
+                "fsyncs": c.fsyncs,
+                "bytes_written": c.bytes_written,
+                "records_applied": c.records_applied,
+                "latency": lat,
+            })
+        })
+        .collect();
+    let latency: serde_json::Map<String, Value> = Latency::ALL
+        .iter()
+        .map(|l| (l.name().to_string(), quantiles(&merged(all, *l))))
+        .collect();
+    json!({
+        "ready": ready,
+        "rss_bytes": rss_bytes,
+        "connections": all.iter().map(|c| c.connections).sum::<u64>(),
+        "cores": cores,
+        "latency": latency,
+    })
+}
+
+/// `/metrics`: Prometheus text format, histograms as summaries (seconds).
+pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
+    let mut out = String::new();
+    let gauge =
+        |out: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(&CoreStats) -> u64| {
+            let _ = writeln!(
+                out,
+                "# HELP chatd_{name} {help}\n# TYPE chatd_{name} {kind}"
+            );
+            for c in all {
+                let _ = writeln!(out, "chatd_{name}{{core=\"{}\"}} {}", c.core, f(c));
+            }
+        };
+    gauge(
+        &mut out,
+        "connections",
+        "Open client connections.",
+        "gauge",
+        &|c| c.connections,
+    );
+    gauge(
+        &mut out,
+        "connections_rejected_total",
+        "Connections refused at the per-core cap.",
+        "counter",
+        &|c| c.connections_rejected,
+    );
+    gauge(
+        &mut out,
+        "slow_consumers_dropped_total",
+        "Connections closed because their outbound queue was full.",
+        "counter",
+        &|c| c.slow_consumers_dropped,
+    );
+    gauge(
+        &mut out,
+        "mesh_sent_total",
+        "Messages sent to other cores.",
+        "counter",
+        &|c| c.mesh_sent,
+    );
+    gauge(
+        &mut out,
+        "mesh_received_total",
+        "Messages received from other cores.",
+        "counter",
+        &|c| c.mesh_received,
+    );
+    gauge(
+        &mut out,
+        "mesh_pending_calls",
+        "Calls to other cores awaiting an answer.",
+        "gauge",
+        &|c| c.mesh_pending_calls,
+    );
+    gauge(
+        &mut out,
+        "fsyncs_total",
+        "fdatasync calls of the shard logs.",
+        "counter",
+        &|c| c.fsyncs,
+    );
+    gauge(
+        &mut out,
+        "log_bytes_written_total",
+        "Bytes written to the shard logs.",
+        "counter",
+        &|c| c.bytes_written,
+    );
+    for (name, pick) in [("events_in_total", true), ("events_out_total", false)] {
+        let _ = writeln!(
+            out,
+            "# HELP chatd_{name} WebSocket events by type.\n# TYPE chatd_{name} counter"
+        );
+        for c in all {
+            let map = if pick { &c.events_in } else { &c.events_out };
+            for (ty, n) in map {
+                let _ = writeln!(out, "chatd_{name}{{core=\"{}\",type=\"{ty}\"}} {n}", c.core);
+            }
+        }
+    }
+    for l in Latency::ALL {
+        let name = format!("{}_seconds", l.name());
+        let _ = writeln!(
+            out,
+            "# HELP chatd_{name} Latency of {}.\n# TYPE chatd_{name} summary",
+            l.name()
+        );
+        for c in all {
+            let h = &c.latencies[&l];
+            for q in [0.5, 0.99, 0.999] {
+                let v = h.value_at_quantile(q) as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "chatd_{name}{{core=\"{}\",quantile=\"{q}\"}} {v}",
+                    c.core
+                );
+            }
+            let sum = h.mean() * h.len() as f64 / 1e6;
+            let _ = writeln!(out, "chatd_{name}_sum{{core=\"{}\"}} {sum}", c.core);
+            let _ = writeln!(out, "chatd_{name}_count{{core=\"{}\"}} {}", c.core, h.len());
+        }
+    }
+    if let Some(rss) = rss_bytes {
+        let _ = writeln!(out, "# HELP chatd_resident_memory_bytes Resident set size.\n# TYPE chatd_resident_memory_bytes gauge\nchatd_resident_memory_bytes {rss}");
+    }
+    out
+}
+
+/// The process's resident set size, from /proc/self/statm.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

@@ -1,0 +1,250 @@
+//! Test harness: a real `chatd` process on ephemeral loopback ports, and
+//! helpers that speak the real protocol through `chat_tools::client`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chat_tools::client::{self, Endpoint, Session, Ws};
+use serde_json::{json, Value};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub http: Endpoint,
+    pub ops: Endpoint,
+    pub otp_file: PathBuf,
+    pub args: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts chatd with extra flags, in a fresh data directory.
+    pub fn start_with(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let otp_file = dir.path().join("otp.txt");
+        let mut server = Server {
+            child: None,
+            http: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
+            ops: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
+            otp_file,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            dir,
+            stderr: None,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts (or restarts) the process on the same data directory.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--ops-listen")
+            .arg("127.0.0.1:0");
+        cmd.arg("--data-dir").arg(self.data_dir());
+        cmd.arg("--otp-sink")
+            .arg(format!("file:{}", self.otp_file.display()));
+        cmd.args(&self.args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("chatd starts");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        self.stderr = Some(std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[chatd] {line}");
+            }
+        }));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("chatd prints its ready line within 30 s");
+        let (http, ops) = parse_ready(&line);
+        let ca = self
+            .args
+            .iter()
+            .position(|a| a == "--tls-cert")
+            .map(|i| PathBuf::from(&self.args[i + 1]));
+        self.http = Endpoint::parse(&http, ca.as_deref()).expect("endpoint");
+        self.ops = Endpoint::parse(&ops, None).expect("ops endpoint");
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM; answers the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap()
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn login(&self, phone: &str, device: &str) -> Session {
+        client::login(&self.http, phone, device, &self.otp_file).expect("login")
+    }
+
+    /// A new user with a name, logged in on one device.
+    pub fn user(&self, phone: &str, name: &str) -> Session {
+        let s = self.login(phone, "phone");
+        let (status, _) = self.rest(
+            "PATCH",
+            "/v1/me",
+            Some(&s.token),
+            Some(&json!({ "name": name })),
+        );
+        assert_eq!(status, 200);
+        s
+    }
+
+    pub fn rest(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        client::request(&self.http, method, path, token, body).expect("request")
+    }
+
+    pub fn ops_get(&self, path: &str) -> (u16, Value) {
+        client::request(&self.ops, "GET", path, None, None).expect("ops request")
+    }
+
+    pub fn ws(&self, s: &Session) -> Ws {
+        let mut ws = Ws::connect(&self.http, Some(&s.token)).expect("ws connects");
+        let ok = ws.recv_type("auth.ok", WAIT).expect("auth.ok");
+        assert_eq!(ok["user_id"], s.user_id.as_str());
+        ws
+    }
+
+    /// Connects and consumes everything up to `sync.done`, answering the
+    /// `message.new`s of the sync.
+    pub fn ws_synced(&self, s: &Session) -> (Ws, Vec<Value>) {
+        let mut ws = self.ws(s);
+        let mut synced = Vec::new();
+        loop {
+            let e = ws.recv(WAIT).expect("recv").expect("sync.done arrives");
+            match e["type"].as_str() {
+                Some("sync.done") => break,
+                Some("message.new") => synced.push(e),
+                _ => {}
+            }
+        }
+        (ws, synced)
+    }
+
+    pub fn direct(&self, a: &Session, b: &Session) -> String {
+        let (status, v) = self.rest(
+            "POST",
+            "/v1/conversations",
+            Some(&a.token),
+            Some(&json!({"kind": "direct", "peer": b.user_id})),
+        );
+        assert!(status == 201 || status == 200, "{status} {v}");
+        v["conversation_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn group(&self, admin: &Session, name: &str, members: &[&Session]) -> String {
+        let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+        let (status, v) = self.rest(
+            "POST",
+            "/v1/conversations",
+            Some(&admin.token),
+            Some(&json!({"kind": "group", "name": name, "members": ids})),
+        );
+        assert_eq!(status, 201, "{v}");
+        v["conversation_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn history(&self, s: &Session, conv: &str, query: &str) -> Value {
+        let (status, v) = self.rest(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages{query}"),
+            Some(&s.token),
+            None,
+        );
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn parse_ready(line: &str) -> (String, String) {
+    let mut http = None;
+    let mut ops = None;
+    assert!(
+        line.starts_with("chatd ready "),
+        "unexpected first line: {line}"
+    );
+    for part in line.split_whitespace().skip(2) {
+        if let Some(a) = part.strip_prefix("http=") {
+            http = Some(format!("http://{a}"));
+        } else if let Some(a) = part.strip_prefix("https=") {
+            http = Some(format!("https://{a}"));
+        } else if let Some(a) = part.strip_prefix("ops=") {
+            ops = Some(format!("http://{a}"));
+        }
+    }
+    (http.expect("http= or https="), ops.expect("ops="))
+}
+
+/// Sends a message and waits for its `message.sent`.
+pub fn send(ws: &mut Ws, conv: &str, client_msg_id: &str, text: &str) -> Value {
+    let event = json!({"type": "message.send", "conversation_id": conv, "client_msg_id": client_msg_id, "body": {"text": text}});
+    ws.call(event, WAIT).expect("message.sent")
+}
+
+/// The next `message.new` (skipping other events, kept for later).
+pub fn next_message(ws: &mut Ws) -> Value {
+    ws.recv_type("message.new", WAIT).expect("message.new")
+}
+
+/// Asserts nothing of type `ty` arrives within `QUIET`.
+pub fn assert_no(ws: &mut Ws, ty: &str) {
+    match ws.recv_type(ty, QUIET) {
+        Err(client::ClientError::Timeout(_)) => {}
+        Ok(e) => panic!("unexpected {ty}: {e}"),
+        Err(e) => panic!("while checking for no {ty}: {e}"),
+    }
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
