@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::constants::{
     CONNECTIONS_PER_CORE_MAX, FANOUT_ON_READ_MEMBERS_DEFAULT, GROUP_MEMBERS_DEFAULT,
     GROUP_MEMBERS_LIMIT, OUTBOX_FRAMES_MAX, SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT,
-    SHARDS_MAX, TOKEN_TTL_SECONDS_DEFAULT,
+    SHARDS_MAX, SNAPSHOT_RECORDS_INTERVAL, TOKEN_TTL_SECONDS_DEFAULT,
 };
 
 #[derive(Parser, Debug)]
@@ -95,6 +95,9 @@ pub struct Flags {
     /// Connections per core [default: 250000]
     #[arg(long)]
     pub connections_per_core: Option<usize>,
+    /// Records between two snapshots of a shard [default: 200000]
+    #[arg(long)]
+    pub snapshot_records: Option<u64>,
 }
 
 /// Where OTP codes are delivered.
@@ -124,6 +127,7 @@ pub struct Config {
     pub token_ttl_seconds: u64,
     pub outbox_frames_max: usize,
     pub connections_per_core_max: usize,
+    pub snapshot_records: u64,
 }
 
 impl Config {
@@ -178,6 +182,11 @@ impl Config {
                 file.connections_per_core,
                 CONNECTIONS_PER_CORE_MAX,
             ),
+            snapshot_records: pick(
+                flags.snapshot_records,
+                file.snapshot_records,
+                SNAPSHOT_RECORDS_INTERVAL,
+            ),
         };
         config.validate(online)?;
         Ok(config)
@@ -203,6 +212,9 @@ impl Config {
         }
         if self.outbox_frames_max < 16 {
             return Err("--outbox-frames must be at least 16".into());
+        }
+        if self.snapshot_records == 0 {
+            return Err("--snapshot-records must be positive".into());
         }
         if self.token_ttl_seconds == 0 {
             return Err("--token-ttl-seconds must be positive".into());

@@ -59,7 +59,7 @@ pub fn conv_json(conv: ConvId, c: &Conv) -> serde_json::Value {
     json!({"conversation_id": conv.to_string(), "kind": c.kind.as_str(), "name": name, "members": members})
 }
 
-pub fn pointer(conv: ConvId, c: &Conv, user: UserId) -> ConvPointer {
+pub fn pointer(conv: ConvId, c: &Conv, user: UserId, large_members: usize) -> ConvPointer {
     let peer = match c.kind {
         ConvKind::Direct => c.members.keys().find(|u| **u != user).copied(),
         ConvKind::Group => None,
@@ -72,6 +72,7 @@ pub fn pointer(conv: ConvId, c: &Conv, user: UserId) -> ConvPointer {
         joined: c.members.get(&user).map_or(Seq(0), |m| m.joined),
         last_seq: c.last_seq(),
         last_ts: c.last_ts,
+        large: c.members.len() > large_members,
     }
 }
 
@@ -86,7 +87,7 @@ impl Shard {
             users
                 .iter()
                 .filter(|u| c.members.contains_key(u))
-                .map(|u| (*u, pointer(conv, c, *u)))
+                .map(|u| (*u, pointer(conv, c, *u, self.config.fanout_on_read_members)))
                 .collect()
         };
         for (user, info) in infos {
@@ -220,7 +221,9 @@ impl Shard {
             })
             .await?;
         if added {
-            self.announce_members(core, conv, &[user]).await;
+            let (members, crossed) = self.size_change(conv, 1);
+            let to = if crossed { members } else { vec![user] };
+            self.announce_members(core, conv, &to).await;
         }
         Ok(Answer::Done)
     }
@@ -298,9 +301,29 @@ impl Shard {
         Ok(Answer::Done)
     }
 
+    /// After the member count moved by `delta`: the members, and whether
+    /// the group crossed the fan-out-on-read size (every member's home
+    /// must then learn the new mode).
+    fn size_change(&self, conv: ConvId, delta: isize) -> (Vec<UserId>, bool) {
+        let state = self.state.borrow();
+        let c = &state.convs[&conv];
+        let now = c.members.len();
+        let before = (now as isize - delta) as usize;
+        let limit = self.config.fanout_on_read_members;
+        (
+            (c.members.keys().copied().collect()),
+            (now > limit) != (before > limit),
+        )
+    }
+
     pub fn conv_info(&self, conv: ConvId, user: UserId) -> Reply {
         let state = self.state.borrow();
         let c = member_conv(&state, conv, user)?;
-        Ok(Answer::Pointer(pointer(conv, c, user)))
+        Ok(Answer::Pointer(pointer(
+            conv,
+            c,
+            user,
+            self.config.fanout_on_read_members,
+        )))
     }
 }

@@ -7,6 +7,7 @@
 //! - `ids.rs`       newtypes (`UserId`, `ConvId`, `Seq`...), wire ids, home shards
 //! - `records.rs`   the log records (rkyv): every durable change
 //! - `state.rs`     durable state of a shard = fold of its records
+//! - `snapshot.rs`  snapshots of the durable state (bound replay)
 //! - `soft.rs`      soft state: online devices, pointers, OTP codes
 //! - `shard.rs`     a shard: log + state; `write` (validate, append, apply, await durable); `exec`
 //! - `otp.rs`       OTP request/verify and the code sinks
@@ -37,6 +38,7 @@ pub mod records;
 pub mod rest;
 pub mod session;
 pub mod shard;
+pub mod snapshot;
 pub mod soft;
 pub mod state;
 pub mod stats;

@@ -82,6 +82,16 @@ pub enum Op {
         event: Arc<str>,
         started: std::time::Instant,
     },
+    /// Tell, to every shard: a durable message of a large group; each
+    /// shard pushes it to the members it has online (fan-out on read).
+    DeliverLarge {
+        conv: ConvId,
+        seq: Seq,
+        ts: Millis,
+        from: (UserId, DeviceId),
+        event: Arc<str>,
+        started: std::time::Instant,
+    },
     /// Tell: an event for every online device of these users.
     Notify {
         users: Vec<UserId>,
@@ -199,6 +209,9 @@ pub struct ConvPointer {
     pub joined: Seq,
     pub last_seq: Seq,
     pub last_ts: Millis,
+    /// Over the fan-out-on-read size: members' pointers are not moved per
+    /// message (only online ones'); readers pull `last_seq` from the home.
+    pub large: bool,
 }
 
 /// A successful answer.
@@ -224,8 +237,10 @@ pub enum Answer {
         device: DeviceId,
     },
     Missing(Vec<UserId>),
+    /// `ListConvs`: the pointers, with the user's read position in each.
+    /// `Connect`: `cursors` = where the device must catch up.
     Pointers {
-        pointers: Vec<ConvPointer>,
+        pointers: Vec<(ConvPointer, Seq)>,
         cursors: Vec<(ConvId, Seq)>,
     },
     Sent {

@@ -129,11 +129,7 @@ async fn route(core: &Rc<Core>, req: &Request) -> Result<Response> {
             )
         }
         (&Method::POST, ["v1", "conversations"]) => create_conversation(core, caller, req).await,
-        (&Method::GET, ["v1", "conversations"]) => answer(
-            200,
-            core.call(user_shard, Op::ListConvs { user: caller.user })
-                .await?,
-        ),
+        (&Method::GET, ["v1", "conversations"]) => list_conversations(core, caller).await,
         (&Method::GET, ["v1", "conversations", conv, "messages"]) => {
             history(core, caller, conv, req).await
         }
@@ -489,6 +485,55 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The caller's conversations, latest activity first, with unread counts.
+/// Large groups fan out on read: their ends are pulled from their homes.
+async fn list_conversations(core: &Rc<Core>, caller: Caller) -> Result<Response> {
+    let pointers = match core
+        .call(
+            core.shard_of(caller.user.0),
+            Op::ListConvs { user: caller.user },
+        )
+        .await?
+    {
+        Answer::Pointers { pointers, .. } => pointers,
+        other => panic!("ListConvs answered {other:?}"),
+    };
+    let mut rows = Vec::with_capacity(pointers.len());
+    for (mut p, read) in pointers {
+        if p.large {
+            if let Ok(Answer::Pointer(fresh)) = core
+                .call(
+                    core.shard_of(p.conv.0),
+                    Op::ConvInfo {
+                        conv: p.conv,
+                        user: caller.user,
+                    },
+                )
+                .await
+            {
+                (p.last_seq, p.last_ts) = (fresh.last_seq, fresh.last_ts);
+            }
+        }
+        rows.push((p, read));
+    }
+    rows.sort_by(|(a, _), (b, _)| b.last_ts.cmp(&a.last_ts).then(b.conv.cmp(&a.conv)));
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|(p, read)| {
+            json!({
+                "conversation_id": p.conv.to_string(),
+                "kind": p.kind.as_str(),
+                "name": if p.kind == crate::records::ConvKind::Group { json!(p.name) } else { json!(null) },
+                "peer": p.peer.map(|u| u.to_string()),
+                "last_seq": p.last_seq.0,
+                "last_ts": p.last_ts.0,
+                "unread": p.last_seq.0.saturating_sub(read.0),
+            })
+        })
+        .collect();
+    Ok(json_response(200, &json!({ "conversations": list })))
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub struct Shard {
     /// Set when a write failed to become durable; cleared once the state
     /// has been rebuilt from the log.
     broken: Cell<bool>,
+    /// `state.applied` at the last snapshot, and whether one is being taken.
+    snapshot_at: Cell<u64>,
+    snapshotting: Cell<bool>,
 }
 
 pub fn unavailable(why: impl std::fmt::Display) -> ApiError {
@@ -54,7 +57,7 @@ impl Shard {
         let log = Log::open(&path, chat_log::Config::default())
             .await
             .map_err(|e| format!("shard {}: {e}", id.0))?;
-        let state = replay(&log)
+        let state = recover(&log)
             .await
             .map_err(|e| format!("shard {}: {e}", id.0))?;
         Ok(Shard {
@@ -66,6 +69,8 @@ impl Shard {
             config,
             write_lock: Semaphore::new(1),
             broken: Cell::new(false),
+            snapshot_at: Cell::new(0),
+            snapshotting: Cell::new(false),
         })
     }
 
@@ -105,6 +110,7 @@ impl Shard {
             }
         }
         drop(permit);
+        self.maybe_snapshot();
         if let Err(e) = appended.durable.await {
             self.failed(&e);
             return Err(unavailable(e));
@@ -138,7 +144,7 @@ impl Shard {
     /// Rebuilds the durable state from the log (after a failed write).
     pub async fn rebuild(&self) {
         let _permit = self.write_lock.acquire_permit(1).await;
-        match replay(&self.log).await {
+        match recover(&self.log).await {
             Ok(state) => {
                 *self.state.borrow_mut() = state;
                 self.broken.set(false);
@@ -149,6 +155,61 @@ impl Shard {
                 self.id.0
             ),
         }
+    }
+
+    /// Starts a snapshot once enough records were applied since the last.
+    fn maybe_snapshot(self: &Rc<Self>) {
+        let applied = self.state.borrow().applied;
+        if self.snapshotting.get()
+            || applied < self.snapshot_at.get() + self.config.snapshot_records
+        {
+            return;
+        }
+        self.snapshotting.set(true);
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = me.snapshot().await {
+                eprintln!(
+                    "chatd: shard {}: snapshot failed (will retry later): {e}",
+                    me.id.0
+                );
+            }
+            me.snapshotting.set(false);
+        })
+        .detach();
+    }
+
+    /// Writes a snapshot of the durable state. Writers wait meanwhile only
+    /// for an fsync and the encoding; the file is written after.
+    pub async fn snapshot(&self) -> Result<(), String> {
+        let (offset, applied, data) = {
+            let _permit = self
+                .write_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|e| e.to_string())?;
+            if self.broken.get() {
+                return Err("state is being rebuilt".into());
+            }
+            self.log.sync().await.map_err(|e| e.to_string())?;
+            let state = self.state.borrow();
+            (
+                self.log.last_offset(),
+                state.applied,
+                crate::snapshot::encode(&state),
+            )
+        };
+        let snap = chat_log::Snapshot {
+            offset,
+            term: Term(0),
+            data,
+        };
+        self.log
+            .save_snapshot(&snap)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.snapshot_at.set(applied);
+        Ok(())
     }
 
     pub fn is_broken(&self) -> bool {
@@ -197,6 +258,17 @@ impl Shard {
                 started,
             } => {
                 self.deliver(core, users, conv, seq, ts, from, event, started)
+                    .await
+            }
+            Op::DeliverLarge {
+                conv,
+                seq,
+                ts,
+                from,
+                event,
+                started,
+            } => {
+                self.deliver_large(core, conv, seq, ts, from, event, started)
                     .await
             }
             Op::Notify { users, event } => self.notify(core, &users, event).await,
@@ -254,10 +326,23 @@ impl Shard {
     }
 }
 
-/// Replays a whole log into a fresh state.
-pub async fn replay(log: &Log) -> Result<State, String> {
-    let mut state = State::default();
-    let mut reader = log.reader_from(log.first_offset());
+/// The state of a log: its snapshot, if any, then the records after it.
+pub async fn recover(log: &Log) -> Result<State, String> {
+    let (mut state, from) = match log.load_snapshot().await.map_err(|e| e.to_string())? {
+        Some(snap) if snap.offset <= log.last_offset() => (
+            crate::snapshot::decode(&snap.data)?,
+            Offset(snap.offset.0 + 1),
+        ),
+        Some(snap) => {
+            return Err(format!(
+                "snapshot covers offset {} but the log ends at {}",
+                snap.offset.0,
+                log.last_offset().0
+            ));
+        }
+        None => (State::default(), log.first_offset()),
+    };
+    let mut reader = log.reader_from(from);
     while let Some(record) = reader.next().await {
         let record = record.map_err(|e| e.to_string())?;
         let rec = decode(&record)?;

@@ -31,6 +31,9 @@ pub struct Soft {
     /// User side: the conversations of each user, with their latest seq.
     /// Rebuilt at startup from the conversation shards' announcements.
     pub pointers: HashMap<UserId, HashMap<ConvId, ConvPointer>>,
+    /// User side: online users per conversation (for large groups, whose
+    /// messages are pushed to whoever is online, not per member).
+    pub online_by_conv: HashMap<ConvId, Vec<UserId>>,
     /// User side: who watches a user's presence (subject → watchers).
     pub watchers: HashMap<UserId, Vec<(UserId, ConnRef)>>,
     /// Phone side: live OTP codes, and requests per phone in the window.
@@ -44,5 +47,15 @@ pub struct Soft {
 impl Soft {
     pub fn is_online(&self, user: UserId) -> bool {
         self.online.get(&user).is_some_and(|v| !v.is_empty())
+    }
+
+    /// `user` is no longer online in `conv` (went offline or left).
+    pub fn leave_conv(&mut self, conv: ConvId, user: UserId) {
+        if let Some(list) = self.online_by_conv.get_mut(&conv) {
+            list.retain(|u| *u != user);
+            if list.is_empty() {
+                self.online_by_conv.remove(&conv);
+            }
+        }
     }
 }

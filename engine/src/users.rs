@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::core::{Core, CLOSE_UNAUTHORIZED};
 use crate::ids::{ConnId, ConnRef, ConvId, CoreId, DeviceId, Millis, Seq, UserId};
 use crate::ops::{Answer, ConvPointer, Op, Reply};
-use crate::records::{ConvKind, Mark, Privacy, Rec};
+use crate::records::{Mark, Privacy, Rec};
 use crate::shard::Shard;
 use crate::soft::Online;
 use crate::state::User;
@@ -156,38 +156,32 @@ impl Shard {
     }
 
     /// The user's conversations, latest activity first, with unread counts.
+    /// The user's conversations with the user's read position in each
+    /// (the REST layer pulls fresh ends of large groups and renders).
     pub fn list_convs(&self, user: UserId) -> Reply {
         let u = self.user(user)?;
         let soft = self.soft.borrow();
-        let mut list: Vec<&ConvPointer> = soft
+        let pointers = soft
             .pointers
             .get(&user)
-            .map(|p| p.values().collect())
-            .unwrap_or_default();
-        list.sort_by(|a, b| b.last_ts.cmp(&a.last_ts).then(b.conv.cmp(&a.conv)));
-        let rows: Vec<_> = list
-            .iter()
             .map(|p| {
-                let read = u
-                    .devices
-                    .values()
-                    .filter_map(|d| d.cursors.get(&p.conv))
-                    .map(|c| c.1)
-                    .max()
-                    .unwrap_or(Seq(0));
-                let unread = p.last_seq.0.saturating_sub(read.max(p.joined).0);
-                json!({
-                    "conversation_id": p.conv.to_string(),
-                    "kind": p.kind.as_str(),
-                    "name": if p.kind == ConvKind::Group { json!(p.name) } else { json!(null) },
-                    "peer": p.peer.map(|u| u.to_string()),
-                    "last_seq": p.last_seq.0,
-                    "last_ts": p.last_ts.0,
-                    "unread": unread,
-                })
+                p.values()
+                    .map(|p| {
+                        let read = u
+                            .devices
+                            .values()
+                            .filter_map(|d| d.cursors.get(&p.conv))
+                            .map(|c| c.1)
+                            .max();
+                        (p.clone(), read.unwrap_or(Seq(0)).max(p.joined))
+                    })
+                    .collect()
             })
-            .collect();
-        Ok(Answer::Json(json!({ "conversations": rows })))
+            .unwrap_or_default();
+        Ok(Answer::Pointers {
+            pointers,
+            cursors: Vec::new(),
+        })
     }
 
     /// Marks the device online and answers where it must catch up:
@@ -221,15 +215,28 @@ impl Shard {
                                 p.last_seq,
                             )
                         })
-                        .filter(|(_, cursor, last)| last > cursor)
+                        // Large groups do not move pointers per message:
+                        // their news is pulled at sync.
+                        .filter(|(c, cursor, last)| last > cursor || p_large(pointers, *c))
                         .map(|(c, cursor, _)| (c, cursor))
                         .collect()
                 })
                 .unwrap_or_default();
+            let first = !soft.is_online(user);
             soft.online
                 .entry(user)
                 .or_default()
                 .push(Online { device, conn });
+            if first {
+                let convs: Vec<ConvId> = soft
+                    .pointers
+                    .get(&user)
+                    .map(|p| p.keys().copied().collect())
+                    .unwrap_or_default();
+                for conv in convs {
+                    soft.online_by_conv.entry(conv).or_default().push(user);
+                }
+            }
             plan
         };
         if self.soft.borrow().online[&user].len() == 1 {
@@ -257,6 +264,14 @@ impl Shard {
             let empty = online.is_empty();
             if empty {
                 soft.online.remove(&user);
+                let convs: Vec<ConvId> = soft
+                    .pointers
+                    .get(&user)
+                    .map(|p| p.keys().copied().collect())
+                    .unwrap_or_default();
+                for conv in convs {
+                    soft.leave_conv(conv, user);
+                }
             }
             empty
         };
@@ -417,23 +432,55 @@ impl Shard {
         Ok(Answer::Done)
     }
 
-    pub fn joined(&self, user: UserId, info: ConvPointer) -> Reply {
+    pub fn joined(&self, user: UserId, mut info: ConvPointer) -> Reply {
         let mut soft = self.soft.borrow_mut();
+        let online = soft.is_online(user);
         let pointers = soft.pointers.entry(user).or_default();
-        match pointers.get_mut(&info.conv) {
-            Some(p) if p.last_seq >= info.last_seq => {}
-            _ => {
-                pointers.insert(info.conv, info);
+        if let Some(p) = pointers.get(&info.conv) {
+            if p.last_seq > info.last_seq {
+                (info.last_seq, info.last_ts) = (p.last_seq, p.last_ts);
             }
+        }
+        let (conv, new) = (info.conv, pointers.insert(info.conv, info).is_none());
+        if new && online {
+            soft.online_by_conv.entry(conv).or_default().push(user);
         }
         Ok(Answer::Done)
     }
 
     pub fn left(&self, user: UserId, conv: ConvId) -> Reply {
-        if let Some(p) = self.soft.borrow_mut().pointers.get_mut(&user) {
+        let mut soft = self.soft.borrow_mut();
+        if let Some(p) = soft.pointers.get_mut(&user) {
             p.remove(&conv);
         }
+        soft.leave_conv(conv, user);
         Ok(Answer::Done)
+    }
+
+    /// A large group's message: push it to the members online here.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn deliver_large(
+        self: &Rc<Self>,
+        core: &Rc<Core>,
+        conv: ConvId,
+        seq: Seq,
+        ts: Millis,
+        from: (UserId, DeviceId),
+        event: Arc<str>,
+        started: Instant,
+    ) -> Reply {
+        let users = self
+            .soft
+            .borrow()
+            .online_by_conv
+            .get(&conv)
+            .cloned()
+            .unwrap_or_default();
+        if users.is_empty() {
+            return Ok(Answer::Done);
+        }
+        self.deliver(core, users, conv, seq, ts, from, event, started)
+            .await
     }
 
     /// May `watcher` see `subject`'s presence?
@@ -535,4 +582,8 @@ pub fn by_core(conns: impl Iterator<Item = ConnRef>) -> HashMap<CoreId, Vec<Conn
 /// `not_member` for an id that does not even parse.
 pub fn not_member_named(conv: &str) -> ApiError {
     ApiError::new(ErrorCode::NotMember, format!("not a member of {conv}"))
+}
+
+fn p_large(pointers: Option<&HashMap<ConvId, ConvPointer>>, conv: ConvId) -> bool {
+    pointers.and_then(|p| p.get(&conv)).is_some_and(|p| p.large)
 }

@@ -171,3 +171,45 @@ fn group_of_50_concurrent_senders_every_member_sees_gapless_seq_order() {
     let seqs: Vec<u64> = all.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
 }
+
+#[test]
+fn large_groups_fan_out_on_read_live_sync_and_unread() {
+    // Groups over 3 members fan out on read in this server.
+    let server = Server::start_with(&["--fanout-on-read-members", "3"]);
+    let users: Vec<_> = (0..5)
+        .map(|i| server.user(&format!("+1555300{i:04}"), &format!("u{i}")))
+        .collect();
+    let small = server.group(&users[0], "small", &[&users[1], &users[2]]);
+    let (mut a, _) = server.ws_synced(&users[0]);
+    let (mut b, _) = server.ws_synced(&users[1]);
+    // Grows past the size while members are online: they keep getting it.
+    for u in &users[3..] {
+        let (s, _) = server.rest(
+            "POST",
+            &format!("/v1/conversations/{small}/members"),
+            Some(&users[0].token),
+            Some(&json!({"user_id": u.user_id})),
+        );
+        assert_eq!(s, 204);
+    }
+    let big = small;
+    for i in 1..=3 {
+        send(&mut a, &big, &format!("L{i}"), &format!("large {i}"));
+    }
+    for i in 1..=3 {
+        assert_eq!(next_message(&mut b)["seq"], i);
+    }
+    // An offline member pulls everything on connect, in order.
+    let (_d, synced) = server.ws_synced(&users[3]);
+    let seqs: Vec<u64> = synced.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    // The list pulls the group's end: unread counts stay right.
+    let (_, list) = server.rest("GET", "/v1/conversations", Some(&users[4].token), None);
+    assert_eq!(list["conversations"][0]["last_seq"], 3, "{list}");
+    assert_eq!(list["conversations"][0]["unread"], 3);
+    b.send(&json!({"type": "message.read", "conversation_id": big, "seq": 2}))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, list) = server.rest("GET", "/v1/conversations", Some(&users[1].token), None);
+    assert_eq!(list["conversations"][0]["unread"], 1, "{list}");
+}
