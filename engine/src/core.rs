@@ -314,6 +314,12 @@ impl Core {
         let (fsyncs, bytes) = self.drain_log_latencies();
         let mut stats = self.stats.borrow().clone();
         stats.connections = self.conns.borrow().len() as u64;
+        stats.outbox_queued = self
+            .conns
+            .borrow()
+            .values()
+            .map(|c| c.outbox.queued() as u64)
+            .sum();
         stats.fsyncs = fsyncs;
         stats.bytes_written = bytes;
         stats.records_applied = self.local_shards().map(|s| s.state.borrow().applied).sum();

@@ -14,6 +14,7 @@
 //! - `token.rs`     bearer tokens
 //! - `users.rs`     user-home operations: profile, devices, connect, cursors, delivery, presence
 //! - `convs.rs`     conversation-home operations: create, members, roles, announce
+//! - `cache.rs`     recent messages in memory (sync and history without disk reads)
 //! - `messages.rs`  send, receipts, typing, history, sync fetch
 //! - `ops.rs`       `Op`/`Answer`/`MeshMsg`: what cores say to each other
 //! - `core.rs`      one core: its shards, connections, mesh end; call/tell/push
@@ -25,6 +26,7 @@
 //! - `node.rs`      executors, startup, readiness, shutdown
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod constants;
 pub mod convs;

@@ -86,7 +86,7 @@ impl Shard {
             })
             .await?;
         let m = match outcome {
-            Sequenced::New(m) => m,
+            Sequenced::New(m) => Rc::new(m),
             Sequenced::Duplicate(seq) => {
                 // The original may still be on its way to disk: reading it
                 // waits until it is durable.
@@ -94,31 +94,51 @@ impl Shard {
                 return Ok(Answer::Sent { seq, ts: m.ts });
             }
         };
+        self.cache.borrow_mut().insert(m.clone());
         let event: Arc<str> = message_new(&message_object(&m)).into();
+        let (seq, ts, from) = (m.seq, m.ts, (sender, device));
         let members: Vec<UserId> = self.state.borrow().convs[&conv]
             .members
             .keys()
             .copied()
             .collect();
-        for (shard, users) in by_shard(core, members.into_iter()) {
-            let op = Op::Deliver {
-                users,
-                conv,
-                seq: m.seq,
-                ts: m.ts,
-                from: (sender, device),
-                event: event.clone(),
-                started,
-            };
-            core.tell(shard, op).await;
+        if members.len() > self.config.fanout_on_read_members {
+            // Fan-out on read: one note per shard, which pushes it to the
+            // members it has online; offline members cost nothing here and
+            // pull on connect.
+            for shard in 0..core.shards {
+                let op = Op::DeliverLarge {
+                    conv,
+                    seq,
+                    ts,
+                    from,
+                    event: event.clone(),
+                    started,
+                };
+                core.tell(ShardId(shard), op).await;
+            }
+        } else {
+            for (shard, users) in by_shard(core, members.into_iter()) {
+                let op = Op::Deliver {
+                    users,
+                    conv,
+                    seq,
+                    ts,
+                    from,
+                    event: event.clone(),
+                    started,
+                };
+                core.tell(shard, op).await;
+            }
         }
-        Ok(Answer::Sent {
-            seq: m.seq,
-            ts: m.ts,
-        })
+        Ok(Answer::Sent { seq, ts })
     }
 
-    async fn read_message(&self, conv: ConvId, seq: Seq) -> Result<MessageRec, ApiError> {
+    /// A stored message: from the cache, else from the log.
+    async fn read_message(&self, conv: ConvId, seq: Seq) -> Result<Rc<MessageRec>, ApiError> {
+        if let Some(m) = self.cache.borrow().get(conv, seq) {
+            return Ok(m);
+        }
         let offset = {
             let state = self.state.borrow();
             let c = state
@@ -138,7 +158,7 @@ impl Shard {
                     (conv, seq),
                     "the index points at the message"
                 );
-                Ok(m)
+                Ok(Rc::new(m))
             }
             other => panic!("offset {} of {conv}/{} holds {other:?}", offset.0, seq.0),
         }
@@ -328,7 +348,8 @@ impl Shard {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&message_object(&self.read_message(conv, Seq(seq)).await?));
+            let m = self.read_message(conv, Seq(seq)).await?;
+            out.push_str(&message_object(&m));
         }
         out.push_str("],\"has_more\":");
         out.push_str(if has_more && lo <= hi {

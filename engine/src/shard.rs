@@ -28,6 +28,7 @@ pub struct Shard {
     pub log: Log,
     pub state: RefCell<State>,
     pub soft: RefCell<Soft>,
+    pub cache: RefCell<crate::cache::MessageCache>,
     pub config: Rc<Config>,
     write_lock: Semaphore,
     /// Set when a write failed to become durable; cleared once the state
@@ -66,6 +67,9 @@ impl Shard {
             log,
             state: RefCell::new(state),
             soft: RefCell::new(Soft::default()),
+            cache: RefCell::new(crate::cache::MessageCache::new(
+                crate::cache::MESSAGE_CACHE_BYTES_MAX,
+            )),
             config,
             write_lock: Semaphore::new(1),
             broken: Cell::new(false),
@@ -147,6 +151,7 @@ impl Shard {
         match recover(&self.log).await {
             Ok(state) => {
                 *self.state.borrow_mut() = state;
+                self.cache.borrow_mut().clear();
                 self.broken.set(false);
                 eprintln!("chatd: shard {}: state rebuilt from the log", self.id.0);
             }

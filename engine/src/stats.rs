@@ -59,6 +59,8 @@ pub struct CoreStats {
     pub mesh_received: u64,
     /// Calls to other cores waiting for their answer now.
     pub mesh_pending_calls: u64,
+    /// Frames waiting in the connections' outbound queues now.
+    pub outbox_queued: u64,
     pub fsyncs: u64,
     pub bytes_written: u64,
     pub records_applied: u64,
@@ -77,6 +79,7 @@ impl CoreStats {
             mesh_sent: 0,
             mesh_received: 0,
             mesh_pending_calls: 0,
+            outbox_queued: 0,
             fsyncs: 0,
             bytes_written: 0,
             records_applied: 0,
@@ -143,6 +146,7 @@ pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Va
                 "mesh_sent": c.mesh_sent,
                 "mesh_received": c.mesh_received,
                 "mesh_pending_calls": c.mesh_pending_calls,
+                "outbox_queued": c.outbox_queued,
                 "fsyncs": c.fsyncs,
                 "bytes_written": c.bytes_written,
                 "records_applied": c.records_applied,
@@ -217,6 +221,13 @@ pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
         "Calls to other cores awaiting an answer.",
         "gauge",
         &|c| c.mesh_pending_calls,
+    );
+    gauge(
+        &mut out,
+        "outbox_queued",
+        "Frames queued to connections' sockets.",
+        "gauge",
+        &|c| c.outbox_queued,
     );
     gauge(
         &mut out,
