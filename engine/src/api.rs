@@ -36,9 +36,10 @@ impl Handler for Api {
     }
 }
 
-/// The ops port.
+/// The ops port. It serves from before recovery (then `core` is `None`
+/// and `/readyz` answers 503) until shutdown.
 pub struct Ops {
-    pub core: Rc<Core>,
+    pub core: std::cell::RefCell<Option<Rc<Core>>>,
 }
 
 impl Handler for Ops {
@@ -46,17 +47,21 @@ impl Handler for Ops {
         if req.method != Method::GET {
             return Response::error(405, "bad_request", "the ops port answers GET only");
         }
-        let ready = self.core.ready.get();
+        let core = self.core.borrow().clone();
+        let ready = core.as_ref().is_some_and(|c| c.ready.get());
         match req.path.as_str() {
             "/healthz" => json_response(200, &json!({"status": "ok"})),
             "/readyz" if ready => json_response(200, &json!({"status": "ready"})),
             "/readyz" => json_response(503, &json!({"status": "recovering"})),
+            "/stats" | "/metrics" if core.is_none() => {
+                json_response(503, &json!({"status": "recovering"}))
+            }
             "/stats" => {
-                let all = self.core.all_stats().await;
+                let all = core.as_ref().expect("checked above").all_stats().await;
                 json_response(200, &render_json(&all, ready, rss_bytes()))
             }
             "/metrics" => {
-                let all = self.core.all_stats().await;
+                let all = core.as_ref().expect("checked above").all_stats().await;
                 Response {
                     status: 200,
                     content_type: "text/plain; version=0.0.4",

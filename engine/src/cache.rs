@@ -11,8 +11,7 @@ use std::rc::Rc;
 use crate::ids::{ConvId, Seq};
 use crate::records::MessageRec;
 
-/// Default budget per shard.
-pub const MESSAGE_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
+pub use crate::constants::MESSAGE_CACHE_BYTES_MAX;
 /// What one entry costs beyond its strings (map slots, Rc, order).
 const ENTRY_OVERHEAD_BYTES: usize = 160;
 

@@ -58,6 +58,16 @@ pub const RECEIPT_STEPS_PER_MEMBER_MAX: usize = 64;
 /// Group `message.status` events are coalesced over this period.
 pub const STATUS_COALESCE_MS: u64 = 100;
 
+/// A coalesced status looks back at most this many messages for senders.
+pub const STATUS_SCAN_MESSAGES_MAX: u64 = 256;
+
+/// A direct `message.delivered` names the peer's latest message covered,
+/// looking back at most this many messages.
+pub const RECEIPT_SCAN_MESSAGES_MAX: u64 = 1024;
+
+/// Recent messages kept in memory per shard.
+pub const MESSAGE_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Typing auto-stops after this long without a new `start`.
 pub const TYPING_TIMEOUT_MS: u64 = 5_000;
 

@@ -73,6 +73,7 @@ pub fn pointer(conv: ConvId, c: &Conv, user: UserId, large_members: usize) -> Co
         last_seq: c.last_seq(),
         last_ts: c.last_ts,
         large: c.members.len() > large_members,
+        own_last: c.members.get(&user).map_or(Seq(0), |m| m.last_sent),
     }
 }
 
@@ -271,6 +272,10 @@ impl Shard {
         .await?;
         core.tell(core.shard_of(user.0), Op::Left { user, conv })
             .await;
+        let (members, crossed) = self.size_change(conv, -1);
+        if crossed {
+            self.announce_members(core, conv, &members).await;
+        }
         Ok(Answer::Done)
     }
 

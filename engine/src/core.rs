@@ -49,6 +49,9 @@ pub struct Core {
     pub config: Rc<Config>,
     local: Vec<Option<Rc<Shard>>>,
     senders: Senders<MeshMsg>,
+    /// One FIFO gate per peer: sends to a peer leave in the order they
+    /// were asked for, even when its ring is full and senders wait.
+    gates: Vec<glommio::sync::Semaphore>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
     next_call: Cell<u64>,
     next_conn: Cell<u64>,
@@ -77,6 +80,9 @@ impl Core {
             config,
             local,
             senders,
+            gates: (0..cores)
+                .map(|_| glommio::sync::Semaphore::new(1))
+                .collect(),
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(1),
             next_conn: Cell::new(1),
@@ -116,6 +122,7 @@ impl Core {
     async fn mesh_send(&self, core: CoreId, msg: MeshMsg) {
         assert_ne!(core, self.id, "local traffic never uses the mesh");
         self.stats.borrow_mut().mesh_sent += 1;
+        let _gate = self.gates[core.0 as usize].acquire_permit(1).await;
         if self.senders.send_to(core.0 as usize, msg).await.is_err() {
             // Only at shutdown: the peer has gone.
             eprintln!("chatd: core {} could not reach core {}", self.id.0, core.0);

@@ -12,13 +12,14 @@ use std::time::Duration;
 use chat_net::protocol::{ApiError, Body, ErrorCode, TypingState};
 use serde_json::json;
 
-use crate::constants::STATUS_COALESCE_MS;
+use crate::constants::{RECEIPT_SCAN_MESSAGES_MAX, STATUS_COALESCE_MS, STATUS_SCAN_MESSAGES_MAX};
 use crate::convs::member_conv;
 use crate::core::Core;
-use crate::ids::{ConvId, Millis, Seq, ShardId, UserId};
+use crate::ids::{ConvId, DeviceId, Millis, Seq, ShardId, UserId};
 use crate::ops::{Answer, Op, Reply, SendOp};
 use crate::records::{decode, BodyKind, ConvKind, Mark, MessageRec, Rec};
 use crate::shard::{unavailable, Shard};
+use crate::soft::{Fanout, FanoutQueue};
 use crate::users::not_member;
 use crate::wire::{message_new, message_object, receipt_event, status_event, typing_event};
 
@@ -70,9 +71,17 @@ impl Shard {
                     Body::Text(t) => (BodyKind::Text, t),
                     Body::Ciphertext(t) => (BodyKind::Ciphertext, t),
                 };
+                let seq = Seq(c.last_seq().0 + 1);
+                // The fan-out queue starts at the first seq this process
+                // assigns, before any of this conversation is in flight.
+                self.soft
+                    .borrow_mut()
+                    .fanout
+                    .entry(conv)
+                    .or_insert_with(|| FanoutQueue::new(seq));
                 let m = MessageRec {
                     conv,
-                    seq: Seq(c.last_seq().0 + 1),
+                    seq,
                     sender,
                     device,
                     client_msg_id: client_msg_id.clone(),
@@ -95,43 +104,70 @@ impl Shard {
             }
         };
         self.cache.borrow_mut().insert(m.clone());
-        let event: Arc<str> = message_new(&message_object(&m)).into();
-        let (seq, ts, from) = (m.seq, m.ts, (sender, device));
-        let members: Vec<UserId> = self.state.borrow().convs[&conv]
-            .members
-            .keys()
-            .copied()
-            .collect();
-        if members.len() > self.config.fanout_on_read_members {
-            // Fan-out on read: one note per shard, which pushes it to the
-            // members it has online; offline members cost nothing here and
-            // pull on connect.
-            for shard in 0..core.shards {
-                let op = Op::DeliverLarge {
-                    conv,
-                    seq,
-                    ts,
-                    from,
-                    event: event.clone(),
-                    started,
-                };
-                core.tell(ShardId(shard), op).await;
-            }
-        } else {
-            for (shard, users) in by_shard(core, members.into_iter()) {
-                let op = Op::Deliver {
-                    users,
-                    conv,
-                    seq,
-                    ts,
-                    from,
-                    event: event.clone(),
-                    started,
-                };
-                core.tell(shard, op).await;
+        let seq_ts = (m.seq, m.ts);
+        let item = Fanout { m, started };
+        let offered = self
+            .soft
+            .borrow_mut()
+            .fanout
+            .get_mut(&conv)
+            .map(|q| q.offer(item));
+        if offered.expect("the queue was made when the seq was assigned") {
+            self.drain_fanout(core, conv).await;
+        }
+        let (seq, ts) = seq_ts;
+        Ok(Answer::Sent { seq, ts })
+    }
+
+    /// Fans out the conversation's durable messages strictly in seq order
+    /// (durability futures wake in any order). One drainer at a time.
+    async fn drain_fanout(self: &Rc<Self>, core: &Rc<Core>, conv: ConvId) {
+        loop {
+            let next = self
+                .soft
+                .borrow_mut()
+                .fanout
+                .get_mut(&conv)
+                .and_then(FanoutQueue::take_next);
+            let Some(Fanout { m, started }) = next else {
+                return;
+            };
+            let event: Arc<str> = message_new(&message_object(&m)).into();
+            let (seq, ts, from) = (m.seq, m.ts, (m.sender, m.device));
+            let members: Vec<UserId> = match self.state.borrow().convs.get(&conv) {
+                Some(c) => c.members.keys().copied().collect(),
+                None => Vec::new(),
+            };
+            if members.len() > self.config.fanout_on_read_members {
+                // Fan-out on read: one note per shard, which pushes it to
+                // the members it has online; offline members cost nothing
+                // here and pull on connect.
+                for shard in 0..core.shards {
+                    let op = Op::DeliverLarge {
+                        conv,
+                        seq,
+                        ts,
+                        from,
+                        event: event.clone(),
+                        started,
+                    };
+                    core.tell(ShardId(shard), op).await;
+                }
+            } else {
+                for (shard, users) in by_shard(core, members.into_iter()) {
+                    let op = Op::Deliver {
+                        users,
+                        conv,
+                        seq,
+                        ts,
+                        from,
+                        event: event.clone(),
+                        started,
+                    };
+                    core.tell(shard, op).await;
+                }
             }
         }
-        Ok(Answer::Sent { seq, ts })
     }
 
     /// A stored message: from the cache, else from the log.
@@ -195,11 +231,11 @@ impl Shard {
                         seq,
                         ts,
                     }],
-                    Some((c.kind, seq)),
+                    Some((c.kind, seq, current)),
                 ))
             })
             .await?;
-        let Some((kind, seq)) = advanced else {
+        let Some((kind, seq, before)) = advanced else {
             return Ok(Answer::Done);
         };
         if !notify {
@@ -207,12 +243,12 @@ impl Shard {
         }
         match kind {
             ConvKind::Direct => {
-                let peers: Vec<UserId> = self.state.borrow().convs[&conv]
-                    .members
-                    .keys()
-                    .filter(|u| **u != user)
-                    .copied()
-                    .collect();
+                // Tell the peer about its own latest message now covered
+                // (not about the reader's own messages).
+                let Some((peer, seq)) = self.peer_latest(conv, user, before, seq) else {
+                    return Ok(Answer::Done);
+                };
+                let peers = vec![peer];
                 let ty = if mark == Mark::Read {
                     "message.read"
                 } else {
@@ -235,28 +271,78 @@ impl Shard {
         Ok(Answer::Done)
     }
 
+    /// In a direct conversation: the other member, and its latest message
+    /// in `(after, upto]` (looking back at most `RECEIPT_SCAN_MESSAGES_MAX`).
+    fn peer_latest(
+        &self,
+        conv: ConvId,
+        user: UserId,
+        after: Seq,
+        upto: Seq,
+    ) -> Option<(UserId, Seq)> {
+        let state = self.state.borrow();
+        let c = state.convs.get(&conv)?;
+        let peer = *c.members.keys().find(|u| **u != user)?;
+        let floor = after
+            .0
+            .max(upto.0.saturating_sub(RECEIPT_SCAN_MESSAGES_MAX));
+        let seq = (floor + 1..=upto.0)
+            .rev()
+            .find(|s| c.messages[*s as usize - 1].sender == peer)?;
+        Some((peer, Seq(seq)))
+    }
+
     /// Group `message.status`: at most one per conversation per 100 ms,
     /// with the latest counts, to the sender of the message.
     fn status_later(self: &Rc<Self>, core: &Rc<Core>, conv: ConvId, seq: Seq) {
         let mut soft = self.soft.borrow_mut();
         let first = !soft.status_pending.contains_key(&conv);
-        let pending = soft.status_pending.entry(conv).or_insert(seq);
-        *pending = (*pending).max(seq);
+        let pending = soft.status_pending.entry(conv).or_insert((seq, seq));
+        *pending = (pending.0.min(seq), pending.1.max(seq));
         if !first {
             return;
         }
         let (me, core) = (self.clone(), core.clone());
         glommio::spawn_local(async move {
             glommio::timer::sleep(Duration::from_millis(STATUS_COALESCE_MS)).await;
-            let Some(seq) = me.soft.borrow_mut().status_pending.remove(&conv) else {
+            let Some((lo, hi)) = me.soft.borrow_mut().status_pending.remove(&conv) else {
                 return;
             };
-            let (sender, event) = {
-                let state = me.state.borrow();
-                let Some(c) = state.convs.get(&conv) else {
-                    return;
-                };
-                let sender = c.messages[seq.0 as usize - 1].sender;
+            let events = me.status_events(conv, lo, hi);
+            for (sender, event) in events {
+                core.tell(
+                    core.shard_of(sender.0),
+                    Op::Notify {
+                        users: vec![sender],
+                        event: event.into(),
+                    },
+                )
+                .await;
+            }
+        })
+        .detach();
+    }
+
+    /// For each sender of a message in `lo..=hi` (looking back at most
+    /// `STATUS_SCAN_MESSAGES_MAX`), the counts of its latest one there.
+    fn status_events(&self, conv: ConvId, lo: Seq, hi: Seq) -> Vec<(UserId, String)> {
+        let state = self.state.borrow();
+        let Some(c) = state.convs.get(&conv) else {
+            return Vec::new();
+        };
+        let hi = hi.min(c.last_seq());
+        let lo = lo
+            .max(Seq(hi.0.saturating_sub(STATUS_SCAN_MESSAGES_MAX)))
+            .max(Seq(1));
+        let mut latest: HashMap<UserId, Seq> = HashMap::new();
+        for seq in (lo.0..=hi.0).rev() {
+            latest
+                .entry(c.messages[seq as usize - 1].sender)
+                .or_insert(Seq(seq));
+        }
+        latest
+            .into_iter()
+            .map(|(sender, seq)| {
                 let others = c.members.iter().filter(|(u, _)| **u != sender);
                 let delivered = others
                     .clone()
@@ -264,17 +350,8 @@ impl Shard {
                     .count();
                 let read = others.filter(|(_, m)| m.read.seq() >= seq).count();
                 (sender, status_event(conv, seq, delivered, read))
-            };
-            core.tell(
-                core.shard_of(sender.0),
-                Op::Notify {
-                    users: vec![sender],
-                    event: event.into(),
-                },
-            )
-            .await;
-        })
-        .detach();
+            })
+            .collect()
     }
 
     pub async fn typing(
@@ -383,26 +460,36 @@ impl Shard {
     }
 
     /// Messages after `after`, for a syncing device of a member.
-    pub async fn fetch(&self, conv: ConvId, user: UserId, after: Seq, limit: usize) -> Reply {
+    pub async fn fetch(
+        &self,
+        conv: ConvId,
+        reader: (UserId, DeviceId),
+        after: Seq,
+        limit: usize,
+    ) -> Reply {
         let (lo, hi, last) = {
             let state = self.state.borrow();
-            let Ok(c) = member_conv(&state, conv, user) else {
+            let Ok(c) = member_conv(&state, conv, reader.0) else {
                 return Ok(Answer::Fetched {
                     events: Vec::new(),
+                    through: after,
                     last_seq: Seq(0),
                 });
             };
-            let lo = (after.0 + 1).max(c.members[&user].joined.0 + 1);
+            let lo = (after.0 + 1).max(c.members[&reader.0].joined.0 + 1);
             let last = c.last_seq().0;
             (lo, last.min(lo + limit as u64 - 1), last)
         };
         let mut events = Vec::with_capacity((hi + 1).saturating_sub(lo) as usize);
         for seq in lo..=hi {
             let m = self.read_message(conv, Seq(seq)).await?;
-            events.push((Seq(seq), Arc::from(message_new(&message_object(&m)))));
+            if (m.sender, m.device) != reader {
+                events.push((Seq(seq), Arc::from(message_new(&message_object(&m)))));
+            }
         }
         Ok(Answer::Fetched {
             events,
+            through: Seq(hi.max(after.0)),
             last_seq: Seq(last),
         })
     }

@@ -171,11 +171,34 @@ async fn core_main(
     mesh: MeshBuilder<MeshMsg, glommio::channels::channel_mesh::Full>,
     tx: mpsc::Sender<Started>,
 ) -> Result<(), String> {
+    let stop = StopSignal::new();
     let (senders, receivers) = mesh
         .join()
         .await
         .map_err(|_| "mesh join failed".to_string())?;
     let id = CoreId(senders.peer_id() as u16);
+    // The ops port answers (`/healthz`; `/readyz` 503) while shards recover.
+    let ops_handler = Rc::new(Ops {
+        core: std::cell::RefCell::new(None),
+    });
+    let mut ops_addr = None;
+    let ops = if id.0 == 0 {
+        let l = chat_net::bind(shared.ops_listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", shared.ops_listen))?;
+        ops_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
+        let cfg = ServeConfig {
+            tls: None,
+            connections_max: 1024,
+        };
+        Some(glommio::spawn_local(serve(
+            l,
+            cfg,
+            ops_handler.clone(),
+            stop.clone(),
+        )))
+    } else {
+        None
+    };
     let cores = shared.config.cores as u16;
     let config = Rc::new(shared.config.clone());
     let mut local = vec![None; shared.shards as usize];
@@ -193,6 +216,7 @@ async fn core_main(
         senders,
     ));
     core.serve_mesh(receivers);
+    *ops_handler.core.borrow_mut() = Some(core.clone());
     let shard_ids: Vec<ShardId> = core.local_shards().map(|s| s.id).collect();
     for shard in shard_ids {
         core.call(shard, Op::Announce)
@@ -204,7 +228,6 @@ async fn core_main(
         glommio::timer::sleep(Duration::from_millis(2)).await;
     }
     core.ready.set(true);
-    let stop = StopSignal::new();
     let serve_config = ServeConfig {
         tls: shared.tls.clone(),
         connections_max: config.connections_per_core_max,
@@ -217,24 +240,6 @@ async fn core_main(
         Rc::new(Api { core: core.clone() }),
         stop.clone(),
     ));
-    let mut ops_addr = None;
-    let ops = if id.0 == 0 {
-        let l = chat_net::bind(shared.ops_listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", shared.ops_listen))?;
-        ops_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
-        let cfg = ServeConfig {
-            tls: None,
-            connections_max: 1024,
-        };
-        Some(glommio::spawn_local(serve(
-            l,
-            cfg,
-            Rc::new(Ops { core: core.clone() }),
-            stop.clone(),
-        )))
-    } else {
-        None
-    };
     spawn_ticker(core.clone());
     let _ = tx.send(Ok((id.0, ops_addr)));
     while !shared.stop.load(Ordering::SeqCst) {

@@ -169,10 +169,12 @@ pub enum Op {
         user: UserId,
         seq: Seq,
     },
-    /// Messages after `after` (for sync), at most `limit`.
+    /// Messages after `after` (for sync), at most `limit` examined; the
+    /// device's own messages are skipped (it has them).
     Fetch {
         conv: ConvId,
         user: UserId,
+        device: DeviceId,
         after: Seq,
         limit: usize,
     },
@@ -212,6 +214,8 @@ pub struct ConvPointer {
     /// Over the fan-out-on-read size: members' pointers are not moved per
     /// message (only online ones'); readers pull `last_seq` from the home.
     pub large: bool,
+    /// The user's own latest message here (counts as read).
+    pub own_last: Seq,
 }
 
 /// A successful answer.
@@ -247,8 +251,10 @@ pub enum Answer {
         seq: Seq,
         ts: Millis,
     },
+    /// `through`: the last seq examined (events may skip some).
     Fetched {
         events: Vec<(Seq, Arc<str>)>,
+        through: Seq,
         last_seq: Seq,
     },
     Pointer(ConvPointer),

@@ -124,16 +124,16 @@ impl Shard {
         let Some(otp) = soft.otp.get_mut(phone) else {
             return Err(unauthorized());
         };
+        if Millis::now() >= otp.expires {
+            soft.otp.remove(phone);
+            return Err(unauthorized());
+        }
         if otp.tries >= OTP_TRIES_MAX {
             return Err(ApiError::rate_limited(
                 otp.expires.0.saturating_sub(Millis::now().0),
             ));
         }
         otp.tries += 1;
-        if Millis::now() >= otp.expires {
-            soft.otp.remove(phone);
-            return Err(unauthorized());
-        }
         if otp.code.len() != code.len()
             || otp
                 .code

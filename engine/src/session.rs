@@ -23,6 +23,8 @@ use crate::rest::{authenticate, Caller};
 use crate::wire::{message_sent, with_ref};
 
 const CLOSE_TOO_LARGE: u16 = 1009;
+/// The server cannot serve the session now (storage trouble): reconnect.
+const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// Token bucket for one device's sends.
 struct RateLimit {
@@ -198,24 +200,36 @@ impl Session {
                 let op = Op::Fetch {
                     conv,
                     user,
+                    device,
                     after,
                     limit: SYNC_PAGE_MESSAGES_MAX,
                 };
-                let (events, last) = match core.call(core.shard_of(conv.0), op).await {
-                    Ok(Answer::Fetched { events, last_seq }) => (events, last_seq),
+                let (events, through, last) = match core.call(core.shard_of(conv.0), op).await {
+                    Ok(Answer::Fetched {
+                        events,
+                        through,
+                        last_seq,
+                    }) => (events, through, last_seq),
                     Ok(other) => panic!("Fetch answered {other:?}"),
-                    Err(_) => break,
+                    Err(e) => {
+                        // Never skip: a gap would be silent. The device
+                        // reconnects and resumes from its cursor.
+                        self.send_error(&e, None);
+                        self.outbox.close(CLOSE_TRY_AGAIN, "sync failed: reconnect");
+                        return Err(());
+                    }
                 };
-                for (seq, event) in &events {
+                for (_, event) in &events {
                     if self.outbox.send(event.to_string()).await.is_err() {
                         return Err(());
                     }
-                    after = *seq;
                 }
                 core.stats
                     .borrow_mut()
                     .event_out("message.new", events.len() as u64);
-                if events.is_empty() || after >= last {
+                let moved = through > after;
+                after = through;
+                if !moved || after >= last {
                     break;
                 }
             }

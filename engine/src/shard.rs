@@ -61,6 +61,7 @@ impl Shard {
         let state = recover(&log)
             .await
             .map_err(|e| format!("shard {}: {e}", id.0))?;
+        let applied = state.applied;
         Ok(Shard {
             id,
             shards,
@@ -73,7 +74,7 @@ impl Shard {
             config,
             write_lock: Semaphore::new(1),
             broken: Cell::new(false),
-            snapshot_at: Cell::new(0),
+            snapshot_at: Cell::new(applied),
             snapshotting: Cell::new(false),
         })
     }
@@ -322,9 +323,10 @@ impl Shard {
             Op::Fetch {
                 conv,
                 user,
+                device,
                 after,
                 limit,
-            } => self.fetch(conv, user, after, limit).await,
+            } => self.fetch(conv, (user, device), after, limit).await,
             Op::ConvInfo { conv, user } => self.conv_info(conv, user),
             Op::Announce => self.announce(core).await,
         }

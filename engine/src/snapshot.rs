@@ -66,6 +66,7 @@ struct SnapMember {
     joined: Seq,
     delivered: Vec<(Seq, Millis)>,
     read: Vec<(Seq, Millis)>,
+    last_sent: Seq,
 }
 
 fn sorted<K: Ord + Copy, V>(map: &HashMap<K, V>) -> Vec<(K, &V)> {
@@ -137,6 +138,7 @@ fn snap_conv(id: ConvId, c: &Conv) -> SnapConv {
                 joined: m.joined,
                 delivered: steps(&m.delivered),
                 read: steps(&m.read),
+                last_sent: m.last_sent,
             })
             .collect(),
         messages: c.messages.iter().map(|m| (m.offset.0, m.sender)).collect(),
@@ -206,6 +208,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
                         joined: m.joined,
                         delivered: watermark(m.delivered),
                         read: watermark(m.read),
+                        last_sent: m.last_sent,
                     },
                 )
             })

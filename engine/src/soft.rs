@@ -3,7 +3,11 @@
 //!
 //! Lives on: the shard's core, inside `Shard`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::records::MessageRec;
 
 use crate::ids::{ConnRef, ConvId, DeviceId, Millis, Seq, UserId};
 use crate::ops::ConvPointer;
@@ -40,8 +44,11 @@ pub struct Soft {
     pub otp: HashMap<String, Otp>,
     pub otp_requests: HashMap<String, (Millis, u32)>,
     /// Conversation side: groups with a `message.status` waiting to go out
-    /// (coalesced), and the seq it is about.
-    pub status_pending: HashMap<ConvId, Seq>,
+    /// (coalesced), and the range of seqs it is about.
+    pub status_pending: HashMap<ConvId, (Seq, Seq)>,
+    /// Conversation side: durable messages waiting to be fanned out in
+    /// seq order.
+    pub fanout: HashMap<ConvId, FanoutQueue>,
 }
 
 impl Soft {
@@ -55,6 +62,73 @@ impl Soft {
             list.retain(|u| *u != user);
             if list.is_empty() {
                 self.online_by_conv.remove(&conv);
+            }
+        }
+    }
+}
+
+/// A durable message to fan out.
+pub struct Fanout {
+    pub m: Rc<MessageRec>,
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fanout({}/{})", self.m.conv, self.m.seq.0)
+    }
+}
+
+/// Reorders one conversation's durable messages into seq order.
+///
+/// Messages of one conversation become durable in seq order (the log keeps
+/// append order) but the tasks waiting for them wake in any order. Each
+/// offers its message; whoever finds the drainer idle drains.
+#[derive(Debug)]
+pub struct FanoutQueue {
+    /// The next seq to fan out.
+    next: Seq,
+    pending: BTreeMap<Seq, Fanout>,
+    draining: bool,
+}
+
+impl FanoutQueue {
+    /// `first`: the first message sequenced in this process (none before
+    /// it is in flight, so none before it will be offered).
+    pub fn new(first: Seq) -> FanoutQueue {
+        FanoutQueue {
+            next: first,
+            pending: BTreeMap::new(),
+            draining: false,
+        }
+    }
+
+    /// Queues a message; true when the caller must drain.
+    pub fn offer(&mut self, item: Fanout) -> bool {
+        assert!(
+            item.m.seq >= self.next,
+            "seq {} offered after {} went out",
+            item.m.seq.0,
+            self.next.0
+        );
+        self.pending.insert(item.m.seq, item);
+        if self.draining {
+            return false;
+        }
+        self.draining = true;
+        true
+    }
+
+    /// The next message in order, or None (and the drainer stops).
+    pub fn take_next(&mut self) -> Option<Fanout> {
+        match self.pending.remove(&self.next) {
+            Some(item) => {
+                self.next = Seq(self.next.0 + 1);
+                Some(item)
+            }
+            None => {
+                self.draining = false;
+                None
             }
         }
     }

@@ -76,6 +76,9 @@ pub struct Member {
     pub joined: Seq,
     pub delivered: Watermark,
     pub read: Watermark,
+    /// The member's own latest message (sending implies having read
+    /// what came before: it counts as read for unread counts).
+    pub last_sent: Seq,
 }
 
 /// Where a message is, without its body (the body stays in the log).
@@ -257,6 +260,7 @@ impl State {
                                 joined: Seq(0),
                                 delivered: Watermark::default(),
                                 read: Watermark::default(),
+                                last_sent: Seq(0),
                             },
                         )
                     })
@@ -281,6 +285,7 @@ impl State {
                     joined,
                     delivered: Watermark::default(),
                     read: Watermark::default(),
+                    last_sent: Seq(0),
                 };
                 assert!(
                     c.members.insert(user, m).is_none(),
@@ -308,6 +313,9 @@ impl State {
                     offset,
                     sender: m.sender,
                 });
+                if let Some(member) = c.members.get_mut(&m.sender) {
+                    member.last_sent = m.seq;
+                }
                 c.last_ts = m.ts;
                 c.remember((m.sender, m.device, m.client_msg_id), m.seq);
             }

@@ -173,7 +173,10 @@ impl Shard {
                             .filter_map(|d| d.cursors.get(&p.conv))
                             .map(|c| c.1)
                             .max();
-                        (p.clone(), read.unwrap_or(Seq(0)).max(p.joined))
+                        (
+                            p.clone(),
+                            read.unwrap_or(Seq(0)).max(p.joined).max(p.own_last),
+                        )
                     })
                     .collect()
             })
@@ -347,7 +350,14 @@ impl Shard {
                 ))
             })
             .await?;
-        if advanced && (mark == Mark::Delivered || read_receipts) {
+        // A read implies delivery; with read receipts off the reader's
+        // read is reported as a delivery only.
+        let mark = if mark == Mark::Read && !read_receipts {
+            Mark::Delivered
+        } else {
+            mark
+        };
+        if advanced {
             let shard = core.shard_of(conv.0);
             core.tell(
                 shard,
@@ -385,6 +395,9 @@ impl Shard {
                     if seq > p.last_seq {
                         p.last_seq = seq;
                         p.last_ts = ts;
+                    }
+                    if *user == from.0 {
+                        p.own_last = p.own_last.max(seq);
                     }
                 }
             }
@@ -440,6 +453,7 @@ impl Shard {
             if p.last_seq > info.last_seq {
                 (info.last_seq, info.last_ts) = (p.last_seq, p.last_ts);
             }
+            info.own_last = info.own_last.max(p.own_last);
         }
         let (conv, new) = (info.conv, pointers.insert(info.conv, info).is_none());
         if new && online {

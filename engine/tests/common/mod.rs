@@ -248,3 +248,75 @@ pub fn assert_no(ws: &mut Ws, ty: &str) {
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Asserts a REST error answer: the HTTP status, and a body of exactly
+/// `{"error":{"code":CODE,"message":TEXT}}` (plus `retry_after_ms` for
+/// `rate_limited`), as PROTOCOL.md "REST" promises for every error.
+pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
+    let (got, body) = answer;
+    assert_eq!(
+        *got, status,
+        "expected HTTP {status} {code}, got {got} {body}"
+    );
+    let top = body
+        .as_object()
+        .unwrap_or_else(|| panic!("error body is not an object: {body}"));
+    assert_eq!(top.len(), 1, "error body has only `error`: {body}");
+    let error = body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no `error` object: {body}"));
+    assert_eq!(
+        error.get("code").and_then(Value::as_str),
+        Some(code),
+        "{body}"
+    );
+    assert!(
+        error.get("message").is_some_and(Value::is_string),
+        "error.message is a string: {body}"
+    );
+    for key in error.keys() {
+        let allowed = key == "code"
+            || key == "message"
+            || (key == "retry_after_ms" && code == "rate_limited");
+        assert!(allowed, "unexpected error field {key}: {body}");
+    }
+}
+
+/// Polls `probe` every 20 ms until it answers `Some`, for at most `WAIT`.
+pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {WAIT:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `n` messages without waiting in between (client_msg_id
+/// `{prefix}{i}`, text `{prefix} {i}` for i in 1..=n), then waits for all
+/// their `message.sent`s; answers them in arrival order.
+pub fn send_many(ws: &mut Ws, conv: &str, prefix: &str, n: usize) -> Vec<Value> {
+    for i in 1..=n {
+        let event = json!({"type": "message.send", "conversation_id": conv,
+            "client_msg_id": format!("{prefix}{i}"), "body": {"text": format!("{prefix} {i}")}});
+        ws.send(&event).expect("send");
+    }
+    (0..n)
+        .map(|_| ws.recv_type("message.sent", WAIT).expect("message.sent"))
+        .collect()
+}
+
+/// The `seq`s of a list of messages (a history page or synced events).
+pub fn seqs(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {messages}"))
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect()
+}
