@@ -409,7 +409,7 @@ impl Shard {
                     .map(|o| o.conn)
             }))
         };
-        for (core_id, conns) in targets {
+        for (core_id, conns) in local_first(core, targets) {
             core.push(
                 core_id,
                 conns,
@@ -439,7 +439,7 @@ impl Shard {
                     .map(|o| o.conn)
             }))
         };
-        for (core_id, conns) in targets {
+        for (core_id, conns) in local_first(core, targets) {
             core.push(core_id, conns, event.clone(), None, None).await;
         }
         Ok(Answer::Done)
@@ -578,7 +578,7 @@ impl Shard {
             .into_iter()
             .filter(|(w, _)| self.presence_allowed(subject, *w))
             .map(|(_, c)| c);
-        for (core_id, conns) in by_core(allowed) {
+        for (core_id, conns) in local_first(core, by_core(allowed)) {
             core.push(core_id, conns, event.clone(), None, None).await;
         }
     }
@@ -600,4 +600,13 @@ pub fn not_member_named(conv: &str) -> ApiError {
 
 fn p_large(pointers: Option<&HashMap<ConvId, ConvPointer>>, conv: ConvId) -> bool {
     pointers.and_then(|p| p.get(&conv)).is_some_and(|p| p.large)
+}
+
+/// This core's connections first: they are pushed at once, before any
+/// wait on a full ring to another core (so a later event of the same
+/// conversation cannot overtake on this core).
+fn local_first(core: &Core, targets: HashMap<CoreId, Vec<ConnId>>) -> Vec<(CoreId, Vec<ConnId>)> {
+    let mut list: Vec<_> = targets.into_iter().collect();
+    list.sort_by_key(|(c, _)| (*c != core.id, c.0));
+    list
 }
