@@ -22,6 +22,8 @@ pub struct Server {
     pub otp_file: PathBuf,
     pub args: Vec<String>,
     stderr: Option<std::thread::JoinHandle<()>>,
+    /// Where the data lives when not in `dir` (e.g. a small mount).
+    pub data: Option<PathBuf>,
 }
 
 impl Server {
@@ -41,13 +43,34 @@ impl Server {
             args: args.iter().map(|s| s.to_string()).collect(),
             dir,
             stderr: None,
+            data: None,
         };
         server.spawn();
         server
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
+    }
+
+    /// Starts chatd with its data in `data` (which the caller made).
+    pub fn start_in(data: PathBuf, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let otp_file = dir.path().join("otp.txt");
+        let mut server = Server {
+            child: None,
+            http: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
+            ops: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
+            otp_file,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            dir,
+            stderr: None,
+            data: Some(data),
+        };
+        server.spawn();
+        server
     }
 
     /// Starts (or restarts) the process on the same data directory.
