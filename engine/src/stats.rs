@@ -162,6 +162,7 @@ pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Va
         "ready": ready,
         "rss_bytes": rss_bytes,
         "connections": all.iter().map(|c| c.connections).sum::<u64>(),
+        "mesh_in_flight": mesh_in_flight(all),
         "cores": cores,
         "latency": latency,
     })
@@ -277,10 +278,23 @@ pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
             let _ = writeln!(out, "chatd_{name}_count{{core=\"{}\"}} {}", c.core, h.len());
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP chatd_mesh_in_flight Messages on the mesh rings now (sent, not yet received; approximate).\n# TYPE chatd_mesh_in_flight gauge\nchatd_mesh_in_flight {}",
+        mesh_in_flight(all)
+    );
     if let Some(rss) = rss_bytes {
         let _ = writeln!(out, "# HELP chatd_resident_memory_bytes Resident set size.\n# TYPE chatd_resident_memory_bytes gauge\nchatd_resident_memory_bytes {rss}");
     }
     out
+}
+
+/// Messages sent over the mesh and not yet taken off a ring, over all
+/// cores (the cores' counters are read a moment apart: approximate).
+fn mesh_in_flight(all: &[CoreStats]) -> u64 {
+    let sent: u64 = all.iter().map(|c| c.mesh_sent).sum();
+    let received: u64 = all.iter().map(|c| c.mesh_received).sum();
+    sent.saturating_sub(received)
 }
 
 /// The process's resident set size, from /proc/self/statm.

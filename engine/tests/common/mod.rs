@@ -33,6 +33,15 @@ impl Server {
 
     /// Starts chatd with extra flags, in a fresh data directory.
     pub fn start_with(args: &[&str]) -> Server {
+        Server::launch(None, args)
+    }
+
+    /// Starts chatd with its data in `data` (which the caller made).
+    pub fn start_in(data: PathBuf, args: &[&str]) -> Server {
+        Server::launch(Some(data), args)
+    }
+
+    fn launch(data: Option<PathBuf>, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let otp_file = dir.path().join("otp.txt");
         let mut server = Server {
@@ -43,7 +52,7 @@ impl Server {
             args: args.iter().map(|s| s.to_string()).collect(),
             dir,
             stderr: None,
-            data: None,
+            data,
         };
         server.spawn();
         server
@@ -53,24 +62,6 @@ impl Server {
         self.data
             .clone()
             .unwrap_or_else(|| self.dir.path().join("data"))
-    }
-
-    /// Starts chatd with its data in `data` (which the caller made).
-    pub fn start_in(data: PathBuf, args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let otp_file = dir.path().join("otp.txt");
-        let mut server = Server {
-            child: None,
-            http: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
-            ops: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
-            otp_file,
-            args: args.iter().map(|s| s.to_string()).collect(),
-            dir,
-            stderr: None,
-            data: Some(data),
-        };
-        server.spawn();
-        server
     }
 
     /// Starts (or restarts) the process on the same data directory.
