@@ -92,9 +92,14 @@ impl Server {
             }
             for _ in lines {}
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("chatd prints its ready line within 30 s");
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => {
+                let status = child.try_wait();
+                let _ = child.kill();
+                panic!("chatd printed no ready line ({e}); process status: {status:?} (its stderr is above, prefixed [chatd])");
+            }
+        };
         let (http, ops) = parse_ready(&line);
         let ca = self
             .args
