@@ -14,7 +14,6 @@ use crate::constants::{
     DEVICES_PER_USER_MAX, OTP_REQUESTS_PER_WINDOW_MAX, OTP_REQUEST_WINDOW_SECONDS, OTP_TRIES_MAX,
     OTP_TTL_SECONDS,
 };
-use crate::core::Core;
 use crate::ids::{mint, DeviceId, Millis, Seq, UserId};
 use crate::ops::{Answer, Reply};
 use crate::records::Rec;
@@ -57,13 +56,11 @@ impl Shard {
     /// every verify links a new device and mints its token.
     pub async fn otp_verify(
         self: &Rc<Self>,
-        core: &Rc<Core>,
         phone: String,
         code: String,
         device_name: String,
     ) -> Reply {
         self.check_code(&phone, &code)?;
-        let _ = core;
         let shards = self.shards;
         let shard = self.id;
         let pointers = self.soft.borrow().pointers.clone();

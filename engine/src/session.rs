@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_net::protocol::{self, ApiError, ClientEvent, ErrorCode, TypingState};
@@ -519,6 +518,5 @@ impl Session {
                 .await;
         }
         self.outbox.close(1000, "bye");
-        let _: Option<Arc<str>> = None;
     }
 }

@@ -230,7 +230,7 @@ impl Shard {
                 phone,
                 code,
                 device_name,
-            } => self.otp_verify(core, phone, code, device_name).await,
+            } => self.otp_verify(phone, code, device_name).await,
             Op::LookupPhone { phone } => self.lookup_phone(&phone),
             Op::Authenticate { token } => self.authenticate(&token),
             Op::GetMe { user } => self.get_me(user),

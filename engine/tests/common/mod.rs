@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -262,10 +262,6 @@ pub fn assert_no(ws: &mut Ws, ty: &str) {
         Ok(e) => panic!("unexpected {ty}: {e}"),
         Err(e) => panic!("while checking for no {ty}: {e}"),
     }
-}
-
-pub fn path_exists(p: &Path) -> bool {
-    p.exists()
 }
 
 /// Asserts a REST error answer: the HTTP status, and a body of exactly
