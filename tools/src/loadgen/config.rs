@@ -206,9 +206,6 @@ impl Config {
                 "storm and catchup need a server that stores messages: --target chatd".into(),
             );
         }
-        if self.target == TargetKind::Xmpp {
-            return Err("--target xmpp is not wired in yet".into());
-        }
         if self.target == TargetKind::Echo && self.scenario == Scenario::Idle {
             return Err("idle measures a chat server's memory: --target chatd or xmpp".into());
         }

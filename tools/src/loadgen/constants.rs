@@ -11,6 +11,8 @@ pub const CONNECTIONS_PER_WORKER_MAX: usize = 19_000;
 pub const WORKERS_MAX: usize = 64;
 /// Handshakes (TCP connect + upgrade + auth) in flight per worker.
 pub const CONNECTS_IN_FLIGHT_MAX: usize = 256;
+/// A failed connect (TCP, upgrade, handshake) is tried this often in all.
+pub const CONNECT_TRIES_MAX: u32 = 3;
 /// Every network step (connect, upgrade, one handshake answer) times out.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
 /// REST setup threads per worker (logins, conversations).

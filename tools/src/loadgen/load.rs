@@ -16,8 +16,8 @@ use glommio::sync::Semaphore;
 
 use super::config::{Scenario, TargetKind};
 use super::constants::{
-    CONNECTS_IN_FLIGHT_MAX, DRAIN_POLL_INTERVAL, IO_TIMEOUT, SEND_LAG_LATE, STORM_HOLD_MILLIS_MAX,
-    STORM_HOLD_MILLIS_MIN,
+    CONNECTS_IN_FLIGHT_MAX, CONNECT_TRIES_MAX, DRAIN_POLL_INTERVAL, IO_TIMEOUT, SEND_LAG_LATE,
+    STORM_HOLD_MILLIS_MAX, STORM_HOLD_MILLIS_MIN,
 };
 use super::figures::bump;
 use super::session::{self, Conn};
@@ -62,22 +62,27 @@ async fn connect_users(shared: &Rc<Shared>, users: Vec<usize>) {
     }
 }
 
-/// Opens user `u`'s connection and files it (or the failure).
+/// Opens user `u`'s connection and files it; a failed attempt is retried
+/// (as a client would) up to `CONNECT_TRIES_MAX` times, each error counted.
 async fn connect_one(shared: &Rc<Shared>, u: usize) -> bool {
-    match session::open(shared, u).await {
-        Ok(conn) => {
-            shared.conns.borrow_mut()[u] = Some(conn);
-            shared.figures.borrow_mut().counters.connected += 1;
-            true
-        }
-        Err(e) => {
-            let mut f = shared.figures.borrow_mut();
-            f.counters.connect_failed += 1;
-            let key: String = e.chars().take(60).collect();
-            bump(&mut f.connect_errors, &key);
-            false
+    for attempt in 1..=CONNECT_TRIES_MAX {
+        match session::open(shared, u).await {
+            Ok(conn) => {
+                shared.conns.borrow_mut()[u] = Some(conn);
+                shared.figures.borrow_mut().counters.connected += 1;
+                return true;
+            }
+            Err(e) => {
+                let mut f = shared.figures.borrow_mut();
+                let key: String = e.chars().take(60).collect();
+                bump(&mut f.connect_errors, &key);
+                if attempt == CONNECT_TRIES_MAX {
+                    f.counters.connect_failed += 1;
+                }
+            }
         }
     }
+    false
 }
 
 /// Connects every user that is online from the start.

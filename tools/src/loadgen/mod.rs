@@ -35,6 +35,7 @@ pub mod transport;
 pub mod verdict;
 pub mod worker;
 pub mod world;
+pub mod xmpp;
 pub mod xmpp_session;
 
 use clap::Parser;

@@ -192,18 +192,26 @@ fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String
         info.memory.connections as f64 / m.connect_seconds.max(1e-9),
         c.connect_failed
     );
+    if !m.connect_errors.is_empty() {
+        println!(
+            "  connect errors (retried up to 3 times) {:?}",
+            m.connect_errors
+        );
+    }
     println!("{}", latency_line("handshake", &m.connect));
-    let mode = if config.rate > 0.0 {
-        format!("open loop, target {:.0} msg/s", config.rate)
-    } else {
-        format!("closed loop, window {} per sender", config.window)
-    };
-    println!(
-        "  load          {mode}: sent {sent:.0}/s, confirmed {confirmed:.0}/s, received {received:.0}/s (copies) over {:.1} s after {:.1} s warm-up; {} sends, {} left >10 ms late",
-        config.duration.as_secs_f64(), config.warmup.as_secs_f64(), c.sends, c.sends_late
-    );
-    println!("{}", latency_line("send->sent", &m.send_to_sent));
-    println!("{}", latency_line("send->receive", &m.send_to_receive));
+    if config.scenario != Scenario::Idle {
+        let mode = if config.rate > 0.0 {
+            format!("open loop, target {:.0} msg/s", config.rate)
+        } else {
+            format!("closed loop, window {} per sender", config.window)
+        };
+        println!(
+            "  load          {mode}: sent {sent:.0}/s, confirmed {confirmed:.0}/s, received {received:.0}/s (copies) over {:.1} s after {:.1} s warm-up; {} sends, {} left >10 ms late",
+            config.duration.as_secs_f64(), config.warmup.as_secs_f64(), c.sends, c.sends_late
+        );
+        println!("{}", latency_line("send->sent", &m.send_to_sent));
+        println!("{}", latency_line("send->receive", &m.send_to_receive));
+    }
     if config.scenario == Scenario::Catchup {
         let per_s = m.verdict.delivered as f64 / m.catchup_seconds.max(1e-9);
         println!("  catch-up      {:.2} s for every receiver to connect and sync ({per_s:.0} messages/s)", m.catchup_seconds);
