@@ -16,6 +16,7 @@ use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use crate::config::Config;
+use crate::gate::FifoGate;
 use crate::ids::{home_shard, ConnId, ConnRef, ConvId, CoreId, DeviceId, Seq, ShardId, UserId};
 use crate::ops::{MeshMsg, Op, Reply};
 use crate::shard::Shard;
@@ -51,7 +52,7 @@ pub struct Core {
     senders: Senders<MeshMsg>,
     /// One FIFO gate per peer: sends to a peer leave in the order they
     /// were asked for, even when its ring is full and senders wait.
-    gates: Vec<glommio::sync::Semaphore>,
+    gates: Vec<FifoGate>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
     next_call: Cell<u64>,
     next_conn: Cell<u64>,
@@ -80,9 +81,7 @@ impl Core {
             config,
             local,
             senders,
-            gates: (0..cores)
-                .map(|_| glommio::sync::Semaphore::new(1))
-                .collect(),
+            gates: (0..cores).map(|_| FifoGate::new()).collect(),
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(1),
             next_conn: Cell::new(1),
@@ -122,7 +121,7 @@ impl Core {
     async fn mesh_send(&self, core: CoreId, msg: MeshMsg) {
         assert_ne!(core, self.id, "local traffic never uses the mesh");
         self.stats.borrow_mut().mesh_sent += 1;
-        let _gate = self.gates[core.0 as usize].acquire_permit(1).await;
+        let _gate = self.gates[core.0 as usize].enter().await;
         if self.senders.send_to(core.0 as usize, msg).await.is_err() {
             // Only at shutdown: the peer has gone.
             eprintln!("chatd: core {} could not reach core {}", self.id.0, core.0);

@@ -18,6 +18,7 @@
 //! - `messages.rs`  send, receipts, typing, history, sync fetch
 //! - `ops.rs`       `Op`/`Answer`/`MeshMsg`: what cores say to each other
 //! - `core.rs`      one core: its shards, connections, mesh end; call/tell/push
+//! - `gate.rs`      a strictly FIFO gate (ticket lock) for sends to a peer core
 //! - `wire.rs`      server JSON: message objects and events
 //! - `rest.rs`      the REST API
 //! - `session.rs`   one WebSocket session: auth, sync, events
@@ -31,6 +32,7 @@ pub mod config;
 pub mod constants;
 pub mod convs;
 pub mod core;
+pub mod gate;
 pub mod ids;
 pub mod messages;
 pub mod node;

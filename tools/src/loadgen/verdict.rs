@@ -25,6 +25,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Reorders described one by one in the report.
+const REORDER_SAMPLES_MAX: usize = 8;
+
 /// Index of a conversation in the run (the same in every worker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConvIx(pub u32);
@@ -184,6 +187,8 @@ pub struct Ledger {
     outstanding: u64,
     /// Messages written and not answered.
     written: u64,
+    /// The first reorders, described for humans.
+    samples: Vec<String>,
 }
 
 impl Ledger {
@@ -194,6 +199,7 @@ impl Ledger {
             running: Verdict::default(),
             outstanding: 0,
             written: 0,
+            samples: Vec::new(),
         }
     }
 
@@ -362,7 +368,8 @@ impl Ledger {
                 self.running.duplicated += 1;
             } else {
                 self.running.redelivered += 1;
-                check_order(inbox, &msg, seq, book.members, &mut self.running);
+                let back = check_order(inbox, &msg, seq, book.members, &mut self.running);
+                note_reorder(&mut self.samples, conv, ix, who, seq, msg.k, back);
             }
             return Reception::Other;
         }
@@ -370,7 +377,9 @@ impl Ledger {
             count: 1,
             epoch: inbox.epoch,
         };
-        let in_order = check_order(inbox, &msg, seq, book.members, &mut self.running);
+        let back = check_order(inbox, &msg, seq, book.members, &mut self.running);
+        note_reorder(&mut self.samples, conv, ix, who, seq, msg.k, back);
+        let in_order = back.is_none();
         let msg = &mut book.msgs[ix.0 as usize];
         assert!(msg.missing > 0, "a first copy is missing somewhere");
         msg.missing -= 1;
@@ -427,9 +436,9 @@ impl Ledger {
         Some(self.books.get(&conv)?.msgs.get(ix.0 as usize)?.sender)
     }
 
-    /// Lines naming the first lost (message, recipient) pairs, for humans.
-    pub fn lost_samples(&self, max: usize) -> Vec<String> {
-        let mut out = Vec::new();
+    /// Lines naming the first reorders and lost (message, recipient) pairs.
+    pub fn samples(&self, max: usize) -> Vec<String> {
+        let mut out: Vec<String> = self.samples.iter().take(max / 2).cloned().collect();
         let mut convs: Vec<&ConvIx> = self.books.keys().collect();
         convs.sort();
         for conv in convs {
@@ -455,35 +464,59 @@ impl Ledger {
     }
 }
 
+/// Keeps a line about a reorder, for the first few.
+fn note_reorder(
+    samples: &mut Vec<String>,
+    conv: ConvIx,
+    ix: MsgIx,
+    who: MemberPos,
+    seq: Option<u64>,
+    k: u32,
+    before: Option<u64>,
+) {
+    if let Some(before) = before {
+        if samples.len() < REORDER_SAMPLES_MAX {
+            let what = match seq {
+                Some(seq) => format!("seq {seq} after seq {before}"),
+                None => format!("its sender's #{k} after #{before}"),
+            };
+            samples.push(format!(
+                "reordered: conversation {} message {} reached member {} as {what}",
+                conv.0, ix.0, who.0
+            ));
+        }
+    }
+}
+
 /// Checks a first-in-epoch copy against the order seen so far on this
-/// connection; counts a reorder and answers false when it steps back.
+/// connection; counts a reorder and answers the higher seq (or k) seen
+/// before when it steps back.
 fn check_order(
     inbox: &mut Inbox,
     msg: &Msg,
     seq: Option<u64>,
     members: u16,
     v: &mut Verdict,
-) -> bool {
+) -> Option<u64> {
     if let Some(seq) = seq {
-        let back = inbox.last_seq.is_some_and(|last| seq < last);
+        let before = inbox.last_seq.filter(|last| seq < *last);
         inbox.last_seq = Some(inbox.last_seq.map_or(seq, |l| l.max(seq)));
-        if back {
+        if before.is_some() {
             v.reordered += 1;
         }
-        return !back;
+        return before;
     }
     if inbox.last_k.is_empty() {
         inbox.last_k = vec![0; usize::from(members)];
     }
     // `last_k` holds the highest k seen plus one; a lower k steps back.
     let last = &mut inbox.last_k[usize::from(msg.sender.0)];
-    let back = msg.k + 1 < *last;
-    if back {
+    if msg.k + 1 < *last {
         v.reordered += 1;
-    } else {
-        *last = msg.k + 1;
+        return Some(u64::from(*last - 1));
     }
-    !back
+    *last = msg.k + 1;
+    None
 }
 
 #[cfg(test)]

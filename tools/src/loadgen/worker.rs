@@ -248,7 +248,7 @@ fn report(shared: &Shared, phases: load::Phases) -> Report {
     let ledger = shared.ledger.borrow();
     let f = shared.figures.borrow();
     let verdict = ledger.verdict();
-    let mut samples = ledger.lost_samples(FAULT_SAMPLES_MAX);
+    let mut samples = ledger.samples(FAULT_SAMPLES_MAX);
     if verdict.faults() > verdict.lost && samples.len() < FAULT_SAMPLES_MAX {
         samples.push(format!(
             "other faults: {} duplicated, {} reordered, {} unexpected, {} seq mismatches, {} unanswered",
