@@ -35,6 +35,11 @@ pub struct ConnEntry {
     /// While the connection syncs, live messages wait here so that they
     /// reach the device after the older ones the sync sends.
     pub held: Option<Vec<Held>>,
+    /// After sync: per conversation, the last seq the sync sent. A live
+    /// push of a seq at or below it was already sent (it was durable when
+    /// the sync read it, its fan-out still on the way): dropped, so a
+    /// connection never gets one message twice.
+    pub synced: HashMap<ConvId, Seq>,
 }
 
 /// An event held back during sync.
@@ -217,6 +222,10 @@ impl Core {
                 let Some(entry) = table.get_mut(conn) else {
                     continue;
                 };
+                let synced = tag.and_then(|(conv, seq)| Some(seq <= *entry.synced.get(&conv)?));
+                if synced == Some(true) {
+                    continue;
+                }
                 if let Some(held) = &mut entry.held {
                     if held.len() >= self.config.outbox_frames_max {
                         slow.push(*conn);

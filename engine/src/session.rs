@@ -79,6 +79,7 @@ pub async fn run(core: Rc<Core>, ws: WebSocket, bearer: Option<String>) {
             user: caller.user,
             device: caller.device,
             held: Some(Vec::new()),
+            synced: HashMap::new(),
         },
     );
     let rate = RateLimit {
@@ -234,12 +235,16 @@ impl Session {
             }
             synced.insert(conv, after);
         }
-        let held = core
-            .conns
-            .borrow_mut()
-            .get_mut(&self.conn)
-            .and_then(|e| e.held.take())
-            .unwrap_or_default();
+        let held = {
+            let mut conns = core.conns.borrow_mut();
+            let Some(entry) = conns.get_mut(&self.conn) else {
+                return Err(());
+            };
+            // From now on pushes go straight out; late ones already synced
+            // are dropped against this floor.
+            entry.synced = synced.clone();
+            entry.held.take().unwrap_or_default()
+        };
         self.send_now("{\"type\":\"sync.done\"}".to_string());
         for h in held {
             let stale = h

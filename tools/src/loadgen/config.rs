@@ -77,6 +77,10 @@ pub struct Config {
     /// keeps --window messages in flight (finds saturation)
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
+    /// Members of each conversation that send (the first N; 0: all). Big
+    /// groups have a few talkers and many listeners
+    #[arg(long, default_value_t = 0)]
+    pub senders_per_conversation: usize,
     /// Closed loop: messages in flight per sender
     #[arg(long, default_value_t = 4)]
     pub window: usize,

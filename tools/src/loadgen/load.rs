@@ -22,6 +22,7 @@ use super::constants::{
 use super::figures::bump;
 use super::session::{self, Conn};
 use super::target::{body, chatd_send, message_id, Confirm, CHATD_PING};
+use super::transport::within;
 use super::worker::Shared;
 use super::world::Layout;
 use super::xmpp_session;
@@ -107,7 +108,9 @@ pub async fn run(shared: &Rc<Shared>) -> Phases {
         }
         Scenario::Direct | Scenario::Group | Scenario::Storm => {
             for u in 0..users {
-                tasks.push(glommio::spawn_local(sender(shared.clone(), u, None)));
+                if is_sender(shared, u) {
+                    tasks.push(glommio::spawn_local(sender(shared.clone(), u, None)));
+                }
                 if shared.config.scenario == Scenario::Storm {
                     tasks.push(glommio::spawn_local(storm(shared.clone(), u)));
                 }
@@ -158,14 +161,33 @@ async fn sleep_until(shared: &Shared, t_us: u64) {
     }
 }
 
+/// Members that send in each conversation.
+fn senders_per_conversation(shared: &Shared) -> usize {
+    let size = Layout::of(&shared.config).size;
+    match (
+        shared.config.scenario,
+        shared.config.senders_per_conversation,
+    ) {
+        (Scenario::Catchup, _) => 1,
+        (_, 0) => size,
+        (_, n) => n.min(size),
+    }
+}
+
+fn is_sender(shared: &Shared, u: usize) -> bool {
+    usize::from(shared.world.users[u].pos.0) < senders_per_conversation(shared)
+}
+
 /// Run-wide senders and this user's place among them (for staggering).
 fn sender_place(shared: &Shared, u: usize) -> (usize, usize) {
     let layout = Layout::of(&shared.config);
-    let global = shared.world.users[u].global;
-    match shared.config.scenario {
-        Scenario::Catchup => (layout.conversations, global / layout.size),
-        _ => (layout.users(), global),
-    }
+    let per = senders_per_conversation(shared);
+    let user = &shared.world.users[u];
+    let conv = user.global / layout.size;
+    (
+        layout.conversations * per,
+        conv * per + usize::from(user.pos.0),
+    )
 }
 
 /// User `u` sends into its conversation on its schedule (or its window)
@@ -190,8 +212,12 @@ async fn sender(shared: Rc<Shared>, u: usize, limit: Option<u64>) {
             at
         } else {
             sleep_until(&shared, w.start_us).await;
-            if shared.slots[u].acquire(1).await.is_err() {
-                return;
+            // Bounded: a slot whose answer never comes must not hold the
+            // sender past the window.
+            let left = Duration::from_micros(w.end_us.saturating_sub(shared.now_us()));
+            match within(left, shared.slots[u].acquire(1)).await {
+                Some(Ok(())) => {}
+                _ => return,
             }
             shared.now_us()
         };
@@ -226,7 +252,10 @@ async fn send_one(shared: &Shared, conn: &Conn, intended: u64) {
     let now = shared.now_us();
     if !conn.send(frame).await {
         // Gone before it left: whatever it sent last is of unknown outcome.
-        shared.ledger.borrow_mut().disconnected(conv.ix, user.pos);
+        let orphaned = shared.ledger.borrow_mut().disconnected(conv.ix, user.pos);
+        if shared.config.rate == 0.0 {
+            shared.slots[conn.user].signal(orphaned);
+        }
         return;
     }
     let mut f = shared.figures.borrow_mut();

@@ -134,6 +134,10 @@ fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String])
         "users": info.layout.users(),
         "conversation_size": info.layout.size,
         "conversations": info.layout.conversations,
+        "senders_per_conversation": match config.senders_per_conversation {
+            0 => info.layout.size,
+            n => n.min(info.layout.size),
+        },
         "mode": if config.rate > 0.0 { "open" } else { "closed" },
         "rate_target": (config.rate > 0.0).then_some(config.rate),
         "window": (config.rate == 0.0).then_some(config.window),

@@ -241,15 +241,18 @@ impl Ledger {
     }
 
     /// A member's connection went away: its unanswered sends have an
-    /// unknown outcome.
-    pub fn disconnected(&mut self, conv: ConvIx, who: MemberPos) {
+    /// unknown outcome. Answers how many there were.
+    pub fn disconnected(&mut self, conv: ConvIx, who: MemberPos) -> u64 {
         let book = self.books.get_mut(&conv).expect("known conversation");
+        let mut orphaned = 0;
         for msg in book.msgs.iter_mut().rev() {
             if msg.sender == who && msg.state == SendState::Written {
                 msg.state = SendState::Orphaned;
-                self.written -= 1;
+                orphaned += 1;
             }
         }
+        self.written -= orphaned;
+        orphaned
     }
 
     /// `sender` is about to write a message meant for `intended_us`.
