@@ -326,3 +326,95 @@ fn a_non_loopback_target_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+/// An ejabberd instance of benches/ejabberd, stopped when dropped.
+struct Ejabberd {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Ejabberd {
+    fn drop(&mut self) {
+        let _ = Command::new(ejabberd_script("stop"))
+            .arg(self.dir.path())
+            .envs(self.env.iter().cloned())
+            .output();
+    }
+}
+
+fn ejabberd_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../benches/ejabberd")
+        .join(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The XMPP target end to end, against a real ejabberd 23.01 where this
+/// machine has one (benches/ejabberd/setup installs it); skipped, saying
+/// so, where it does not (CI machines do not).
+#[test]
+fn direct_and_group_runs_against_ejabberd_pass_where_it_is_installed() {
+    if !std::path::Path::new("/usr/sbin/ejabberdctl").exists() {
+        eprintln!("skipped: ejabberd is not installed here (benches/ejabberd/setup installs it)");
+        return;
+    }
+    let (http, c2s) = (free_port(), free_port());
+    let env = vec![
+        ("EJABBERD_PORT".to_owned(), http.to_string()),
+        ("EJABBERD_C2S_PORT".to_owned(), c2s.to_string()),
+        (
+            "EJABBERD_NODE".to_owned(),
+            format!("ejabberd-test-{http}@localhost"),
+        ),
+    ];
+    let server = Ejabberd {
+        dir: tempfile::tempdir().unwrap(),
+        env,
+    };
+    for script in ["setup", "start"] {
+        let out = Command::new(ejabberd_script(script))
+            .arg(server.dir.path())
+            .envs(server.env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", show(&out));
+    }
+    let url = format!("ws://127.0.0.1:{http}/websocket");
+    for args in [
+        vec!["direct", "--users", "20", "--rate", "200"],
+        vec![
+            "group",
+            "--group-size",
+            "5",
+            "--users",
+            "20",
+            "--rate",
+            "100",
+        ],
+    ] {
+        let mut all = args.clone();
+        all.extend([
+            "--target",
+            "xmpp",
+            "--url",
+            &url,
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+        ]);
+        let (out, report) = loadgen(&all);
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let v = &report["verdict"];
+        assert!(v["messages"].as_u64().unwrap() >= 90, "{v}");
+        assert_eq!(v["delivered"], v["deliveries_expected"], "{v}");
+        assert!(report["send_to_receive"]["count"].as_u64().unwrap() > 0);
+    }
+}
