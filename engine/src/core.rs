@@ -42,6 +42,13 @@ pub struct ConnEntry {
     pub synced: HashMap<ConvId, Seq>,
 }
 
+impl ConnEntry {
+    /// Did this connection's sync already send the message `tag` names?
+    pub fn already_synced(&self, tag: Option<(ConvId, Seq)>) -> bool {
+        tag.is_some_and(|(conv, seq)| self.synced.get(&conv).is_some_and(|s| seq <= *s))
+    }
+}
+
 /// An event held back during sync.
 pub struct Held {
     pub tag: Option<(ConvId, Seq)>,
@@ -222,8 +229,7 @@ impl Core {
                 let Some(entry) = table.get_mut(conn) else {
                     continue;
                 };
-                let synced = tag.and_then(|(conv, seq)| Some(seq <= *entry.synced.get(&conv)?));
-                if synced == Some(true) {
+                if entry.already_synced(tag) {
                     continue;
                 }
                 if let Some(held) = &mut entry.held {

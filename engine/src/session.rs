@@ -14,7 +14,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use crate::constants::{AUTH_TIMEOUT_MS, SYNC_PAGE_MESSAGES_MAX, TYPING_TIMEOUT_MS};
-use crate::core::{ConnEntry, Core, CLOSE_UNAUTHORIZED};
+use crate::core::{ConnEntry, Core, Held, CLOSE_UNAUTHORIZED};
 use crate::ids::{ConnId, ConvId, Seq, UserId};
 use crate::ops::{Answer, Op, SendOp};
 use crate::records::Mark;
@@ -235,24 +235,22 @@ impl Session {
             }
             synced.insert(conv, after);
         }
-        let held = {
+        let held: Vec<Held> = {
             let mut conns = core.conns.borrow_mut();
             let Some(entry) = conns.get_mut(&self.conn) else {
                 return Err(());
             };
             // From now on pushes go straight out; late ones already synced
-            // are dropped against this floor.
-            entry.synced = synced.clone();
-            entry.held.take().unwrap_or_default()
+            // are dropped against this floor, and so are held ones.
+            entry.synced = synced;
+            let held = entry.held.take().unwrap_or_default();
+            held.into_iter()
+                .filter(|h| !entry.already_synced(h.tag))
+                .collect()
         };
         self.send_now("{\"type\":\"sync.done\"}".to_string());
         for h in held {
-            let stale = h
-                .tag
-                .is_some_and(|(conv, seq)| synced.get(&conv).is_some_and(|s| seq <= *s));
-            if !stale {
-                self.send_now(h.event.to_string());
-            }
+            self.send_now(h.event.to_string());
         }
         Ok(())
     }

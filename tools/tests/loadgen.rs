@@ -219,6 +219,16 @@ fn a_direct_run_over_tls_passes() {
     assert_clean_pass(&out, &report, 90);
 }
 
+/// A one-core wsecho with `faults`; answers it and its URL.
+fn start_wsecho(faults: &[&str]) -> (Server, String) {
+    let mut cmd = Command::new(WSECHO);
+    cmd.args(["--listen", "127.0.0.1:0", "--cores", "1"])
+        .args(faults);
+    let echo = Server::start(cmd, "wsecho ready", tempfile::tempdir().unwrap());
+    let url = format!("{}/", echo.field("ws"));
+    (echo, url)
+}
+
 /// What the faulty echo server does to frames 1..=n of one connection
 /// (the same rule as `wsecho --drop-every/--dup-every/--swap-every`):
 /// (lost, duplicated, reordered).
@@ -238,18 +248,15 @@ fn injected(n: u64, drop: u64, dup: u64, swap: u64) -> (u64, u64, u64) {
 
 #[test]
 fn a_faulty_echo_server_fails_the_run_with_the_right_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(WSECHO);
-    cmd.args(["--listen", "127.0.0.1:0", "--cores", "1"]).args([
+    let faults = [
         "--drop-every",
         "13",
         "--dup-every",
         "17",
         "--swap-every",
         "19",
-    ]);
-    let echo = Server::start(cmd, "wsecho ready", dir);
-    let url = format!("{}/", echo.field("ws"));
+    ];
+    let (_echo, url) = start_wsecho(&faults);
     // 2 users × 100 msg/s × 1 s: exactly 100 frames per connection.
     let (out, report) = loadgen(&[
         "direct",
@@ -289,11 +296,7 @@ fn a_faulty_echo_server_fails_the_run_with_the_right_counts() {
 
 #[test]
 fn the_same_echo_server_without_faults_passes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(WSECHO);
-    cmd.args(["--listen", "127.0.0.1:0", "--cores", "1"]);
-    let echo = Server::start(cmd, "wsecho ready", dir);
-    let url = format!("{}/", echo.field("ws"));
+    let (_echo, url) = start_wsecho(&[]);
     let (out, report) = loadgen(&[
         "direct",
         "--target",

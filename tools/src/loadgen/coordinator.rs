@@ -120,7 +120,6 @@ fn spawn_workers(
         });
         children.push(child);
     }
-    let _ = config;
     Ok(Workers {
         children,
         stdins,
@@ -205,7 +204,7 @@ fn drive(
         }
     }
     workers.kill();
-    let mut merged = Merged::new();
+    let mut merged = Merged::default();
     for r in &reports {
         merged.add(r);
     }

@@ -92,18 +92,18 @@ pub struct Report {
     pub other_events: BTreeMap<String, u64>,
     /// Up to a few lines describing the first faults, for humans.
     pub samples: Vec<String>,
-    /// Seconds from the first connect to the last handshake.
-    pub connect_seconds: f64,
     /// Seconds the drain took (until settled or the drain timeout).
     pub drain_seconds: f64,
     /// Catch-up: seconds from the receivers' connect to every message in.
     pub catchup_seconds: f64,
 }
 
-/// The merged figures of every worker.
-pub struct Merged {
+/// Counters, histograms and counts by kind: what a worker fills while it
+/// runs, and what the coordinator sums over the workers.
+///
+/// Lives on: one worker executor, or the coordinator.
+pub struct Tally {
     pub counters: Counters,
-    pub verdict: Verdict,
     pub send_to_sent: Histogram<u64>,
     pub send_to_receive: Histogram<u64>,
     pub connect: Histogram<u64>,
@@ -111,17 +111,12 @@ pub struct Merged {
     pub disconnects: BTreeMap<String, u64>,
     pub connect_errors: BTreeMap<String, u64>,
     pub other_events: BTreeMap<String, u64>,
-    pub samples: Vec<String>,
-    pub connect_seconds: f64,
-    pub drain_seconds: f64,
-    pub catchup_seconds: f64,
 }
 
-impl Merged {
-    pub fn new() -> Merged {
-        Merged {
+impl Tally {
+    pub fn new() -> Tally {
+        Tally {
             counters: Counters::default(),
-            verdict: Verdict::default(),
             send_to_sent: histogram(),
             send_to_receive: histogram(),
             connect: histogram(),
@@ -129,16 +124,11 @@ impl Merged {
             disconnects: BTreeMap::new(),
             connect_errors: BTreeMap::new(),
             other_events: BTreeMap::new(),
-            samples: Vec::new(),
-            connect_seconds: 0.0,
-            drain_seconds: 0.0,
-            catchup_seconds: 0.0,
         }
     }
 
-    pub fn add(&mut self, r: &Report) {
+    fn add(&mut self, r: &Report) {
         self.counters.add(&r.counters);
-        self.verdict.add(&r.verdict);
         r.send_to_sent.add_to(&mut self.send_to_sent);
         r.send_to_receive.add_to(&mut self.send_to_receive);
         r.connect.add_to(&mut self.connect);
@@ -150,16 +140,37 @@ impl Merged {
         ] {
             add_counts(mine, theirs);
         }
-        self.samples.extend(r.samples.iter().cloned());
-        self.connect_seconds = self.connect_seconds.max(r.connect_seconds);
-        self.drain_seconds = self.drain_seconds.max(r.drain_seconds);
-        self.catchup_seconds = self.catchup_seconds.max(r.catchup_seconds);
     }
 }
 
-impl Default for Merged {
-    fn default() -> Merged {
-        Merged::new()
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally::new()
+    }
+}
+
+/// The merged figures of every worker.
+///
+/// Lives on: the coordinator.
+#[derive(Default)]
+pub struct Merged {
+    pub tally: Tally,
+    pub verdict: Verdict,
+    pub samples: Vec<String>,
+    /// Seconds from `connect` to the last worker's "connected" (measured
+    /// by the coordinator).
+    pub connect_seconds: f64,
+    pub drain_seconds: f64,
+    pub catchup_seconds: f64,
+}
+
+impl Merged {
+    pub fn add(&mut self, r: &Report) {
+        self.tally.add(r);
+        self.verdict.add(&r.verdict);
+        self.samples.extend(r.samples.iter().cloned());
+        self.drain_seconds = self.drain_seconds.max(r.drain_seconds);
+        self.catchup_seconds = self.catchup_seconds.max(r.catchup_seconds);
     }
 }
 

@@ -96,7 +96,6 @@ pub async fn connect_phase(shared: &Rc<Shared>) {
 
 /// Runs the scenario from the window's start; answers after the drain.
 pub async fn run(shared: &Rc<Shared>) -> Phases {
-    let w = shared.window.get();
     let mut phases = Phases::default();
     let users = shared.world.users.len();
     let mut tasks = Vec::new();
@@ -139,7 +138,6 @@ pub async fn run(shared: &Rc<Shared>) -> Phases {
         phases.catchup_seconds = started.elapsed().as_secs_f64();
         return phases;
     }
-    let _ = w;
     let started = Instant::now();
     drain(shared, end).await;
     phases.drain_seconds = started.elapsed().as_secs_f64();
@@ -252,10 +250,7 @@ async fn send_one(shared: &Shared, conn: &Conn, intended: u64) {
     let now = shared.now_us();
     if !conn.send(frame).await {
         // Gone before it left: whatever it sent last is of unknown outcome.
-        let orphaned = shared.ledger.borrow_mut().disconnected(conv.ix, user.pos);
-        if shared.config.rate == 0.0 {
-            shared.slots[conn.user].signal(orphaned);
-        }
+        shared.connection_lost(conn.user);
         return;
     }
     let mut f = shared.figures.borrow_mut();

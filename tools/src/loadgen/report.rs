@@ -79,17 +79,17 @@ fn failures(m: &Merged) -> Vec<String> {
             v.faults(), v.lost, v.duplicated, v.reordered, v.unexpected, v.seq_mismatch, v.unanswered
         ));
     }
-    if m.counters.connect_failed > 0 {
+    if m.tally.counters.connect_failed > 0 {
         out.push(format!(
             "{} connections failed: {:?}",
-            m.counters.connect_failed, m.connect_errors
+            m.tally.counters.connect_failed, m.tally.connect_errors
         ));
     }
-    let dropped: u64 = m.disconnects.values().sum();
+    let dropped: u64 = m.tally.disconnects.values().sum();
     if dropped > 0 {
         out.push(format!(
             "{dropped} connections dropped by the server: {:?}",
-            m.disconnects
+            m.tally.disconnects
         ));
     }
     out
@@ -113,7 +113,7 @@ pub fn finish(config: &Config, info: &RunInfo, m: &Merged) -> bool {
 
 fn rates(config: &Config, m: &Merged) -> (f64, f64, f64) {
     let s = config.duration.as_secs_f64().max(1e-9);
-    let c = &m.counters;
+    let c = &m.tally.counters;
     (
         c.sends_measured as f64 / s,
         c.confirmed_measured as f64 / s,
@@ -123,7 +123,7 @@ fn rates(config: &Config, m: &Merged) -> (f64, f64, f64) {
 
 fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String]) -> Value {
     let (sent, confirmed, received) = rates(config, m);
-    let c = &m.counters;
+    let c = &m.tally.counters;
     json!({
         "loadgen": env!("CARGO_PKG_VERSION"),
         "scenario": format!("{:?}", config.scenario).to_lowercase(),
@@ -150,8 +150,8 @@ fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String])
             "failed": c.connect_failed,
             "seconds": m.connect_seconds,
             "per_second": info.memory.connections as f64 / m.connect_seconds.max(1e-9),
-            "handshake": quantiles(&m.connect),
-            "errors": m.connect_errors,
+            "handshake": quantiles(&m.tally.connect),
+            "errors": m.tally.connect_errors,
         },
         "reconnects": c.connected.saturating_sub(info.memory.connections),
         "sends": c.sends,
@@ -160,11 +160,11 @@ fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String])
         "confirmed_per_s": confirmed,
         "received_per_s": received,
         "heartbeats": c.heartbeats,
-        "send_to_sent": quantiles(&m.send_to_sent),
-        "send_to_receive": quantiles(&m.send_to_receive),
-        "errors": m.errors,
-        "disconnects": m.disconnects,
-        "other_events": m.other_events,
+        "send_to_sent": quantiles(&m.tally.send_to_sent),
+        "send_to_receive": quantiles(&m.tally.send_to_receive),
+        "errors": m.tally.errors,
+        "disconnects": m.tally.disconnects,
+        "other_events": m.tally.other_events,
         "verdict": m.verdict,
         "faults": m.verdict.faults(),
         "drain_s": m.drain_seconds,
@@ -183,7 +183,7 @@ fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String])
 
 fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String]) {
     let (sent, confirmed, received) = rates(config, m);
-    let c = &m.counters;
+    let c = &m.tally.counters;
     let l = &info.layout;
     println!(
         "loadgen {:?} -> {:?} {} (run {}): {} users in {} conversations of {}, {} worker process(es), setup {:.1} s",
@@ -196,13 +196,13 @@ fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String
         info.memory.connections as f64 / m.connect_seconds.max(1e-9),
         c.connect_failed
     );
-    if !m.connect_errors.is_empty() {
+    if !m.tally.connect_errors.is_empty() {
         println!(
             "  connect errors (retried up to 3 times) {:?}",
-            m.connect_errors
+            m.tally.connect_errors
         );
     }
-    println!("{}", latency_line("handshake", &m.connect));
+    println!("{}", latency_line("handshake", &m.tally.connect));
     if config.scenario != Scenario::Idle {
         let mode = if config.rate > 0.0 {
             format!("open loop, target {:.0} msg/s", config.rate)
@@ -213,8 +213,11 @@ fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String
             "  load          {mode}: sent {sent:.0}/s, confirmed {confirmed:.0}/s, received {received:.0}/s (copies) over {:.1} s after {:.1} s warm-up; {} sends, {} left >10 ms late",
             config.duration.as_secs_f64(), config.warmup.as_secs_f64(), c.sends, c.sends_late
         );
-        println!("{}", latency_line("send->sent", &m.send_to_sent));
-        println!("{}", latency_line("send->receive", &m.send_to_receive));
+        println!("{}", latency_line("send->sent", &m.tally.send_to_sent));
+        println!(
+            "{}",
+            latency_line("send->receive", &m.tally.send_to_receive)
+        );
     }
     if config.scenario == Scenario::Catchup {
         let per_s = m.verdict.delivered as f64 / m.catchup_seconds.max(1e-9);
@@ -239,7 +242,7 @@ fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String
     }
     println!(
         "  events        errors {:?}; dropped {:?}; other {:?}",
-        m.errors, m.disconnects, m.other_events
+        m.tally.errors, m.tally.disconnects, m.tally.other_events
     );
     let v = &m.verdict;
     println!(

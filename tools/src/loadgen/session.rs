@@ -170,13 +170,7 @@ async fn reader(shared: Rc<Shared>, conn: Rc<Conn>, mut rx: WsRx) {
     };
     conn.alive.set(false);
     conn.synced.close();
-    let user = &shared.world.users[conn.user];
-    let ix = shared.world.convs[user.conv].ix;
-    let orphaned = shared.ledger.borrow_mut().disconnected(ix, user.pos);
-    if shared.config.rate == 0.0 {
-        // Closed loop: their window slots will never be answered.
-        shared.slots[conn.user].signal(orphaned);
-    }
+    shared.connection_lost(conn.user);
     if conn.closing.get() == Closing::No && !shared.stopping.get() {
         bump(&mut shared.figures.borrow_mut().disconnects, &reason);
     }

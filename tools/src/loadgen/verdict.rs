@@ -49,6 +49,16 @@ pub enum Recipients {
     SenderOnly,
 }
 
+impl Recipients {
+    /// Must `who` get what `sender` sends?
+    fn include(self, sender: MemberPos, who: MemberPos) -> bool {
+        match self {
+            Recipients::Others => sender != who,
+            Recipients::SenderOnly => sender == who,
+        }
+    }
+}
+
 /// Where one message stands from its sender's side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SendState {
@@ -224,11 +234,8 @@ impl Ledger {
         }
     }
 
-    pub fn is_recipient(&self, sender: MemberPos, who: MemberPos) -> bool {
-        match self.recipients {
-            Recipients::Others => sender != who,
-            Recipients::SenderOnly => sender == who,
-        }
+    fn is_recipient(&self, sender: MemberPos, who: MemberPos) -> bool {
+        self.recipients.include(sender, who)
     }
 
     /// A member (re)connected: a new epoch for its order and duplicate checks.
@@ -311,20 +318,16 @@ impl Ledger {
             self.written -= 1;
             self.running.refused += 1;
             // Anything it already reached is unexpected.
-            let reached = self.recipients_of_missing(conv, ix);
+            let reached = self.recipients_reached(conv, ix);
             self.running.unexpected += u64::from(reached);
         }
     }
 
-    fn recipients_of_missing(&self, conv: ConvIx, ix: MsgIx) -> u16 {
+    /// Recipients that already got message `ix`.
+    fn recipients_reached(&self, conv: ConvIx, ix: MsgIx) -> u16 {
         let book = &self.books[&conv];
         let msg = book.msgs[ix.0 as usize];
         self.recipients_of(book.members) - msg.missing
-    }
-
-    /// The intended send time of a written message (for send→sent).
-    pub fn intended_us(&self, conv: ConvIx, ix: MsgIx) -> Option<u64> {
-        Some(self.books.get(&conv)?.msgs.get(ix.0 as usize)?.intended_us)
     }
 
     /// A copy of message `ix` of `conv` arrived at member `who` (with the
@@ -345,10 +348,7 @@ impl Ledger {
             self.running.unexpected += 1;
             return Reception::Other;
         };
-        let is_recipient = match recipients {
-            Recipients::Others => msg.sender != who,
-            Recipients::SenderOnly => msg.sender == who,
-        };
+        let is_recipient = recipients.include(msg.sender, who);
         if who.0 >= book.members || !is_recipient || msg.state == SendState::Refused {
             self.running.unexpected += 1;
             return Reception::Other;

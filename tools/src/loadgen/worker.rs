@@ -18,12 +18,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
-use hdrhistogram::Histogram;
 use serde_json::json;
 
 use super::config::{Config, TargetKind};
 use super::constants::{FAULT_SAMPLES_MAX, PROGRESS_INTERVAL};
-use super::figures::{histogram, Buckets, Counters, Report};
+use super::figures::{Buckets, Report, Tally};
 use super::load;
 use super::session::Conn;
 use super::setup::setup;
@@ -40,18 +39,6 @@ pub struct Window {
     pub end_us: u64,
 }
 
-/// The figures being filled on this worker.
-pub struct Figures {
-    pub counters: Counters,
-    pub send_to_sent: Histogram<u64>,
-    pub send_to_receive: Histogram<u64>,
-    pub connect: Histogram<u64>,
-    pub errors: std::collections::BTreeMap<String, u64>,
-    pub disconnects: std::collections::BTreeMap<String, u64>,
-    pub connect_errors: std::collections::BTreeMap<String, u64>,
-    pub other_events: std::collections::BTreeMap<String, u64>,
-}
-
 /// Everything the tasks of one worker share.
 ///
 /// Lives on: the worker's executor (behind an `Rc`).
@@ -62,7 +49,7 @@ pub struct Shared {
     pub dialer: Dialer,
     pub confirm: Confirm,
     pub ledger: RefCell<Ledger>,
-    pub figures: RefCell<Figures>,
+    pub figures: RefCell<Tally>,
     pub window: Cell<Window>,
     /// Closed loop: free message slots per user.
     pub slots: Vec<Semaphore>,
@@ -95,6 +82,17 @@ impl Shared {
         };
         if let Some(c) = self.world.conv_local(ix) {
             self.slots[self.world.convs[c].members[usize::from(pos.0)]].signal(1);
+        }
+    }
+
+    /// User `u`'s connection is gone: its unanswered sends get an unknown
+    /// outcome, and (closed loop) their window slots come back.
+    pub fn connection_lost(&self, u: usize) {
+        let user = &self.world.users[u];
+        let ix = self.world.convs[user.conv].ix;
+        let orphaned = self.ledger.borrow_mut().disconnected(ix, user.pos);
+        if self.config.rate == 0.0 {
+            self.slots[u].signal(orphaned);
         }
     }
 
@@ -166,16 +164,7 @@ fn build_shared(config: Config, run: String, world: World, dialer: Dialer, slice
     Shared {
         confirm,
         ledger: RefCell::new(ledger),
-        figures: RefCell::new(Figures {
-            counters: Counters::default(),
-            send_to_sent: histogram(),
-            send_to_receive: histogram(),
-            connect: histogram(),
-            errors: Default::default(),
-            disconnects: Default::default(),
-            connect_errors: Default::default(),
-            other_events: Default::default(),
-        }),
+        figures: RefCell::new(Tally::new()),
         window: Cell::new(Window::default()),
         slots,
         stopping: Cell::new(false),
@@ -266,7 +255,6 @@ fn report(shared: &Shared, phases: load::Phases) -> Report {
         connect_errors: f.connect_errors.clone(),
         other_events: f.other_events.clone(),
         samples,
-        connect_seconds: 0.0,
         drain_seconds: phases.drain_seconds,
         catchup_seconds: phases.catchup_seconds,
     }
