@@ -90,3 +90,9 @@ const _: () = assert!(SYNC_PAGE_MESSAGES_MAX < OUTBOX_FRAMES_MAX);
 // A stored message (body + envelope) must fit one log record.
 const _: () =
     assert!(MESSAGE_BYTES_MAX + 4096 <= chat_log::constants::RECORD_PAYLOAD_SIZE_BYTES_MAX);
+
+/// Reads wait at most this long for a rebuild after a failed write, checking
+/// this often, then answer `unavailable`.
+pub const REBUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const REBUILD_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+const _: () = assert!(REBUILD_POLL_INTERVAL.as_millis() < REBUILD_WAIT.as_millis());

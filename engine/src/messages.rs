@@ -394,6 +394,7 @@ impl Shard {
         after: Option<Seq>,
         limit: usize,
     ) -> Reply {
+        self.settled().await?;
         let (lo, hi, has_more) = {
             let state = self.state.borrow();
             let c = member_conv(&state, conv, user)?;
@@ -467,6 +468,7 @@ impl Shard {
         after: Seq,
         limit: usize,
     ) -> Reply {
+        self.settled().await?;
         let (lo, hi, last) = {
             let state = self.state.borrow();
             let Ok(c) = member_conv(&state, conv, reader.0) else {

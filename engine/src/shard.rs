@@ -15,6 +15,7 @@ use chat_net::protocol::{ApiError, ErrorCode};
 use glommio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::constants::{REBUILD_POLL_INTERVAL, REBUILD_WAIT};
 use crate::core::Core;
 use crate::ids::ShardId;
 use crate::ops::{Op, Reply};
@@ -161,6 +162,20 @@ impl Shard {
                 self.id.0
             ),
         }
+    }
+
+    /// Waits (bounded) until no rebuild is pending: after a failed write the
+    /// state may hold records the log dropped, and reads must not see them
+    /// or race the rebuild that removes them.
+    pub async fn settled(&self) -> Result<(), ApiError> {
+        let deadline = std::time::Instant::now() + REBUILD_WAIT;
+        while self.broken.get() {
+            if std::time::Instant::now() >= deadline {
+                return Err(unavailable("recovering from a failed write"));
+            }
+            glommio::timer::sleep(REBUILD_POLL_INTERVAL).await;
+        }
+        Ok(())
     }
 
     /// Starts a snapshot once enough records were applied since the last.
