@@ -65,6 +65,13 @@ pub const STATUS_SCAN_MESSAGES_MAX: u64 = 256;
 /// looking back at most this many messages.
 pub const RECEIPT_SCAN_MESSAGES_MAX: u64 = 1024;
 
+/// Senders of a conversation's latest messages kept in memory (receipts
+/// and status look back at most this far; older senders are read from the
+/// log).
+pub const SENDER_WINDOW_MESSAGES: usize = 1024;
+const _: () = assert!(SENDER_WINDOW_MESSAGES as u64 >= RECEIPT_SCAN_MESSAGES_MAX);
+const _: () = assert!(SENDER_WINDOW_MESSAGES as u64 >= STATUS_SCAN_MESSAGES_MAX);
+
 /// Recent messages kept in memory per shard.
 pub const MESSAGE_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
@@ -91,8 +98,19 @@ const _: () = assert!(SYNC_PAGE_MESSAGES_MAX < OUTBOX_FRAMES_MAX);
 const _: () =
     assert!(MESSAGE_BYTES_MAX + 4096 <= chat_log::constants::RECORD_PAYLOAD_SIZE_BYTES_MAX);
 
-/// Reads wait at most this long for a rebuild after a failed write, checking
-/// this often, then answer `unavailable`.
-pub const REBUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-pub const REBUILD_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
-const _: () = assert!(REBUILD_POLL_INTERVAL.as_millis() < REBUILD_WAIT.as_millis());
+/// Reads wait at most this long for a rebuild after a failed write, then
+/// answer `unavailable`; a rebuild that fails is retried after the pause.
+pub const REBUILD_WAIT_MS: u64 = 5_000;
+pub const REBUILD_RETRY_MS: u64 = 500;
+/// A read that saw the state rebuilt under it starts again, this often at most.
+pub const READ_TRIES_MAX: usize = 3;
+const _: () = assert!(REBUILD_RETRY_MS < REBUILD_WAIT_MS);
+
+/// A snapshot encodes entities in chunks of about this many bytes, and
+/// yields to the shard's other tasks between chunks.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= chat_log::constants::SNAPSHOT_CHUNK_SIZE_BYTES_MAX);
+
+/// Effects waiting for their records to become durable, per shard, before
+/// new writes wait (backpressure on the proposers).
+pub const EFFECTS_PENDING_MAX: usize = 65_536;

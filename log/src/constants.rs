@@ -44,8 +44,8 @@ pub const SCAN_CHUNK_BYTES: usize = 2 * 1024 * 1024;
 /// Cursors reading chunks at least this large read one chunk ahead.
 pub const PREFETCH_CHUNK_BYTES_MIN: usize = 256 * 1024;
 
-/// Largest snapshot blob.
-pub const SNAPSHOT_SIZE_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Largest snapshot chunk (and whole-blob snapshot).
+pub const SNAPSHOT_CHUNK_SIZE_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
 const _: () = assert!(HEADER_SIZE_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 const _: () = assert!(RECORD_PAYLOAD_SIZE_BYTES_MAX.is_multiple_of(RECORD_ALIGN_BYTES));

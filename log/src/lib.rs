@@ -21,7 +21,7 @@
 //! - `reader.rs`      read one offset, a range, or iterate
 //! - `maintenance.rs` truncate the end, drop the start, retention
 //! - `start.rs`       the persisted first offset
-//! - `snapshot.rs`    save and load the state machine's snapshot blob
+//! - `snapshot.rs`    the state machine's snapshot, streamed in chunks
 //! - `archive.rs`     rkyv payloads with validation
 //!
 //! # Durability contract
@@ -58,7 +58,7 @@ pub use log::{Config, IoStats, Log, SegmentInfo};
 pub use maintenance::{Retained, Retention};
 pub use reader::{LogReader, Record};
 pub use segment::{parse_segment_name, segment_name};
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, SnapshotReader, SnapshotWriter};
 pub use types::{Kind, Offset, Repair, Term};
 
 /// Tools (logdump) read segment files without opening a `Log`.

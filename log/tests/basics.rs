@@ -203,6 +203,56 @@ fn snapshot_saves_and_loads_with_its_offset() {
     });
 }
 
+#[test]
+fn snapshot_streams_chunks_and_checks_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let log = Log::open(&path, small_config(4096)).await.unwrap();
+        let chunks: Vec<Vec<u8>> = (0..40).map(|i| payload(i, 1 + i as usize * 997)).collect();
+        let mut writer = log.begin_snapshot().await.unwrap();
+        for c in &chunks {
+            writer.write_chunk(c).await.unwrap();
+        }
+        // Nothing is installed before `finish`.
+        assert!(log.open_snapshot().await.unwrap().is_none());
+        writer.finish(Offset(12), Term(2)).await.unwrap();
+        let mut reader = log.open_snapshot().await.unwrap().unwrap();
+        assert_eq!((reader.offset(), reader.term()), (Offset(12), Term(2)));
+        for c in &chunks {
+            assert_eq!(&reader.next_chunk().await.unwrap().unwrap(), c);
+        }
+        assert!(reader.next_chunk().await.unwrap().is_none());
+        reader.close().await.unwrap();
+        // An aborted writer leaves the installed snapshot alone.
+        let mut writer = log.begin_snapshot().await.unwrap();
+        writer.write_chunk(b"never installed").await.unwrap();
+        writer.abort().await;
+        let reader = log.open_snapshot().await.unwrap().unwrap();
+        assert_eq!(reader.offset(), Offset(12));
+        reader.close().await.unwrap();
+        log.close().await.unwrap();
+        // A flipped byte inside a later chunk fails that chunk's CRC.
+        let file = path.join("snapshot");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x40;
+        std::fs::write(&file, bytes).unwrap();
+        let log = Log::open(&path, small_config(4096)).await.unwrap();
+        let mut reader = log.open_snapshot().await.unwrap().unwrap();
+        let mut outcome = Ok(());
+        while outcome.is_ok() {
+            match reader.next_chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => outcome = Err(e),
+            }
+        }
+        assert!(matches!(outcome, Err(LogError::Corrupt { .. })), "{outcome:?}");
+        log.close().await.unwrap();
+    });
+}
+
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
 struct Message {
     conversation: u64,

@@ -1,6 +1,7 @@
 //! Domain integers as newtypes, and their wire spelling.
 //!
-//! Lives on: every core (plain values).
+//! Lives on: every core (plain values). Where a connection lives
+//! (`CoreId`, `ConnId`) is the shell's business: `shard/conn.rs`.
 //!
 //! Wire ids are opaque strings with a one-letter prefix (`u12`, `d3`,
 //! `c8012`, `m8012.5`): clients must not parse them. A prefix mismatch or a
@@ -19,7 +20,7 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
         #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[rkyv(derive(Debug))]
+        #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
         pub struct $name(pub u64);
 
         impl $name {
@@ -70,29 +71,21 @@ id_type!(
     PartialOrd,
     Ord,
 )]
-#[rkyv(derive(Debug))]
+#[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
 pub struct Seq(pub u64);
+
+impl Seq {
+    pub fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
 
 /// One shard of the data directory; lives on core `shard % cores`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShardId(pub u16);
 
-/// One core (one glommio executor, one mesh peer).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CoreId(pub u16);
-
-/// A connection, unique on its core for the process's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-/// Where a connection lives: its core and its id there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnRef {
-    pub core: CoreId,
-    pub conn: ConnId,
-}
-
-/// Milliseconds since the Unix epoch (server time).
+/// Milliseconds since the Unix epoch (server time). The machine never
+/// reads a clock: times come in through `Ctx` or inside records.
 #[derive(
     Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord,
 )]
@@ -100,11 +93,8 @@ pub struct ConnRef {
 pub struct Millis(pub u64);
 
 impl Millis {
-    pub fn now() -> Millis {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970");
-        Millis(since.as_millis() as u64)
+    pub fn plus_seconds(self, seconds: u64) -> Millis {
+        Millis(self.0.saturating_add(seconds.saturating_mul(1000)))
     }
 }
 

@@ -1,18 +1,22 @@
 //! Bearer tokens: `{user}.{device}.{secret}` with a 128-bit random secret.
 //! The user's home shard keeps only the SHA-256 of the secret.
 //!
-//! Lives on: every core (pure functions).
+//! Lives on: every core (pure functions). The secret's randomness comes
+//! from the shell (`Secret`), never from inside the machine.
 
 use sha2::{Digest, Sha256};
 
-use crate::ids::{DeviceId, UserId};
+use crate::machine::ids::{DeviceId, UserId};
 
 pub const SECRET_BYTES: usize = 16;
 
-/// A fresh token and the hash to store.
-pub fn mint(user: UserId, device: DeviceId) -> (String, [u8; 32]) {
-    let mut secret = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut secret).expect("the OS random source works");
+/// Random bytes of a new token, drawn by the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secret(pub [u8; SECRET_BYTES]);
+
+/// The token made of `secret`, and the hash to store.
+pub fn mint(user: UserId, device: DeviceId, secret: Secret) -> (String, [u8; 32]) {
+    let secret = secret.0;
     let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     let hash = hash_secret(&hex);
     (format!("{user}.{device}.{hex}"), hash)
@@ -45,7 +49,7 @@ mod tests {
 
     #[test]
     fn minted_tokens_parse_and_match() {
-        let (token, hash) = mint(UserId(5), DeviceId(2));
+        let (token, hash) = mint(UserId(5), DeviceId(2), Secret([7; SECRET_BYTES]));
         let (u, d, secret) = parse(&token).unwrap();
         assert_eq!((u, d), (UserId(5), DeviceId(2)));
         assert!(same_hash(&hash_secret(secret), &hash));

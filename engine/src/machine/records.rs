@@ -1,15 +1,17 @@
 //! The records of a shard's log: every durable change of chat state.
 //!
-//! Lives on: the shard's core. Written by `shard.rs` (after validation) and
-//! read back by `recovery.rs`, `history.rs` and the sync path. Payloads are
-//! rkyv archives, validated on every read (chat-log's `Record::access`).
+//! Lives on: the shard's core. Made by the commands' `decide` (`cmd/`),
+//! written by the shard runner, applied by `apply.rs`, read back by
+//! recovery and by history and sync. Payloads are rkyv archives, validated
+//! on every read.
 //!
-//! In-memory state is a function of these records (`state.rs::apply`):
-//! replaying a log rebuilds exactly what the live shard had.
+//! In-memory state is a function of these records (`apply`): replaying a
+//! log rebuilds exactly what the live shard had. Every record carries the
+//! times and ids it needs, so every replica applies it the same way.
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use crate::ids::{ConvId, DeviceId, Millis, Seq, UserId};
+use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
 
 /// The chat-log `Kind` of every record of the engine.
 pub const KIND_CHAT: chat_log::Kind = chat_log::Kind(1);
@@ -195,15 +197,10 @@ pub fn encode(rec: &Rec) -> rkyv::util::AlignedVec {
     bytes
 }
 
-/// Decodes a record read back from the log, validating the archive.
-pub fn decode(record: &chat_log::Record) -> Result<Rec, String> {
-    if record.kind != KIND_CHAT {
-        return Err(format!(
-            "record {} has kind {}, not a chat record",
-            record.offset.0, record.kind.0
-        ));
-    }
-    decode_bytes(&record.payload).map_err(|e| format!("record {}: {e}", record.offset.0))
+/// Decodes the payload of a `KIND_CHAT` record read back from the log,
+/// validating the archive (bytes from disk are never trusted).
+pub fn decode(bytes: &[u8]) -> Result<Rec, String> {
+    decode_bytes(bytes)
 }
 
 fn decode_bytes(bytes: &[u8]) -> Result<Rec, String> {

@@ -1,0 +1,96 @@
+//! `apply`: the one way the state changes. Each record kind goes to the
+//! `apply` of the command that makes it (`cmd/`); what comes back is what
+//! the shell must do once the record is durable.
+//!
+//! Lives on: the shard's core. The live path applies a record right after
+//! appending it (so the next decision sees it); recovery replays the log
+//! through the same function and drops the effects.
+
+use crate::machine::cmd::{
+    add_member, create_group, cursor, last_seen, link_device, patch_me, receipt, remove_member,
+    revoke_device, send, set_role,
+};
+use crate::machine::effects::Effects;
+use crate::machine::records::Rec;
+use crate::machine::state::{Lsn, State};
+
+/// Applies `rec`, written at log offset `at`. Panics on a record that
+/// contradicts the state: decisions are checked before their records are
+/// appended, so such a record means a bug or a log that is not ours.
+pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
+    match rec {
+        Rec::UserCreated { user, phone, ts } => {
+            link_device::apply_user_created(state, *user, phone, *ts, at);
+            Effects::new()
+        }
+        Rec::DeviceLinked {
+            user,
+            device,
+            name,
+            token_hash,
+            expires,
+            ts,
+            cursors,
+        } => {
+            let linking = link_device::Linking {
+                user: *user,
+                device: *device,
+                name,
+                token_hash: *token_hash,
+                expires: *expires,
+                ts: *ts,
+                cursors,
+            };
+            link_device::apply_device_linked(state, linking, at);
+            Effects::new()
+        }
+        Rec::DeviceRevoked { user, device } => revoke_device::apply(state, *user, *device, at),
+        Rec::ProfileSet {
+            user,
+            name,
+            privacy,
+            read_receipts,
+        } => {
+            patch_me::apply(state, *user, (name, *privacy, *read_receipts), at);
+            Effects::new()
+        }
+        Rec::Cursor {
+            user,
+            device,
+            conv,
+            mark,
+            seq,
+        } => cursor::apply(state, (*user, *device, *conv, *mark, *seq), at),
+        Rec::LastSeen { user, ts } => last_seen::apply(state, *user, *ts, at),
+        Rec::ConvCreated {
+            conv,
+            kind,
+            name,
+            members,
+            ts,
+        } => {
+            let creating = create_group::Creating {
+                conv: *conv,
+                kind: *kind,
+                name,
+                members,
+                ts: *ts,
+            };
+            create_group::apply(state, creating, at)
+        }
+        Rec::MemberAdded { conv, user, role } => add_member::apply(state, *conv, *user, *role, at),
+        Rec::MemberRemoved { conv, user } => remove_member::apply(state, *conv, *user, at),
+        Rec::RoleSet { conv, user, role } => {
+            set_role::apply(state, *conv, *user, *role, at);
+            Effects::new()
+        }
+        Rec::Message(m) => send::apply(state, m, at),
+        Rec::Receipt {
+            conv,
+            user,
+            mark,
+            seq,
+            ts,
+        } => receipt::apply(state, (*conv, *user, *mark, *seq, *ts), at),
+    }
+}

@@ -1,0 +1,41 @@
+//! The user's last device went offline: record when (for `last_seen`);
+//! applying it tells the presence watchers.
+
+use crate::machine::ctx::Ctx;
+use crate::machine::effects::{Effect, Effects};
+use crate::machine::error::DomainError;
+use crate::machine::ids::{Millis, UserId};
+use crate::machine::records::Rec;
+use crate::machine::state::{covered, Lsn, State};
+
+use super::Decision;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastSeen {
+    pub user: UserId,
+}
+
+impl LastSeen {
+    /// Nothing for an account that is gone.
+    pub fn decide(self, state: &State, ctx: &Ctx) -> Result<Decision<()>, DomainError> {
+        if !state.users.contains_key(&self.user) {
+            return Ok(Decision::nothing(()));
+        }
+        let rec = Rec::LastSeen {
+            user: self.user,
+            ts: ctx.now,
+        };
+        Ok(Decision::write(vec![rec], ()))
+    }
+}
+
+pub fn apply(state: &mut State, user: UserId, ts: Millis, at: Lsn) -> Effects {
+    let floor = state.replay_floor;
+    let u = state.users.get_mut(&user).expect("last seen of a known user");
+    if covered(floor, u.lsn, at) {
+        return Effects::new();
+    }
+    u.lsn = at;
+    u.last_seen = ts;
+    vec![Effect::WentOffline { user, at: ts }]
+}

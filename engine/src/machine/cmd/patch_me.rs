@@ -1,0 +1,55 @@
+//! `PATCH /v1/me`: name, last-seen privacy, read receipts.
+
+use crate::machine::ctx::Ctx;
+use crate::machine::error::DomainError;
+use crate::machine::ids::UserId;
+use crate::machine::records::{Privacy, Rec};
+use crate::machine::state::{covered, Lsn, State};
+
+use super::Decision;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatchMe {
+    pub user: UserId,
+    pub name: Option<String>,
+    pub privacy: Option<Privacy>,
+    pub read_receipts: Option<bool>,
+}
+
+impl PatchMe {
+    pub fn decide(self, state: &State, _ctx: &Ctx) -> Result<Decision<()>, DomainError> {
+        if !state.users.contains_key(&self.user) {
+            return Err(DomainError::UserGone);
+        }
+        let rec = Rec::ProfileSet {
+            user: self.user,
+            name: self.name,
+            privacy: self.privacy,
+            read_receipts: self.read_receipts,
+        };
+        Ok(Decision::write(vec![rec], ()))
+    }
+}
+
+pub fn apply(
+    state: &mut State,
+    user: UserId,
+    (name, privacy, read_receipts): (&Option<String>, Option<Privacy>, Option<bool>),
+    at: Lsn,
+) {
+    let floor = state.replay_floor;
+    let u = state.users.get_mut(&user).expect("a profile of a known user");
+    if covered(floor, u.lsn, at) {
+        return;
+    }
+    u.lsn = at;
+    if let Some(name) = name {
+        u.name = name.clone();
+    }
+    if let Some(p) = privacy {
+        u.privacy = p;
+    }
+    if let Some(r) = read_receipts {
+        u.read_receipts = r;
+    }
+}

@@ -1,0 +1,44 @@
+//! Why the machine refused a command or a query: a typed value the front
+//! end turns into a protocol error (`front/errors.rs`), never a panic.
+//!
+//! Lives on: every core (plain values; they cross the mesh in replies).
+
+use crate::machine::ids::{ConvId, DeviceId, Seq, UserId};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainError {
+    /// The conversation does not exist, or the caller is not in it (the
+    /// two are not told apart: existence is not revealed).
+    NoConversation(ConvId),
+    /// A socket event names a conversation the caller is not in.
+    NotMember(ConvId),
+    NoUser(UserId),
+    NoUserWithPhone,
+    NoDevice(DeviceId),
+    /// A member operation names a user who is not in the group.
+    NotAMember(UserId),
+    NoMessage { conv: ConvId, seq: Seq },
+    /// `reply_to` names no message of the conversation.
+    BadReplyTo { conv: ConvId, reply_to: u64 },
+    AdminsOnly,
+    DirectHasNoAdmins,
+    CannotLeaveDirect,
+    GroupFull { max: usize },
+    LastAdmin,
+    TooManyDevices { max: usize },
+    /// History with both `before` and `after` (protocol v1 refuses it).
+    BeforeAndAfter,
+    TokenMalformed,
+    TokenUnknown,
+    TokenExpired,
+    DeviceRevoked,
+    /// The account behind a request is gone (the request is refused as
+    /// unauthorized).
+    AccountGone,
+    /// The account a profile call names is gone.
+    UserGone,
+    /// OTP: a wrong, used or expired code.
+    WrongCode,
+    /// OTP: too many tries of one code, or too many codes for one phone.
+    RateLimited { retry_after_ms: u64 },
+}
