@@ -6,7 +6,20 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Log lines to stderr; `RUST_LOG` (e.g. `chatd=debug`) picks the level.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}
+
 fn main() {
+    init_tracing();
     let cli = Cli::parse();
     if let Some(Command::GenCert { hosts, cert, key }) = cli.command {
         match chat_net::tls::generate_self_signed(&hosts) {
@@ -38,7 +51,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = chat_engine::node::run(config) {
+    if let Err(e) = chat_engine::node::run::run(config) {
         eprintln!("chatd: {e}");
         std::process::exit(1);
     }

@@ -28,8 +28,8 @@ const FRAME_ALIGN_BYTES: usize = 8;
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// The reader reads the file in pieces of this size (or a chunk's size).
 const READ_PIECE_BYTES: usize = 1024 * 1024;
-const _: () = assert!(WRITE_BUFFER_BYTES % SECTOR_SIZE_BYTES == 0);
-const _: () = assert!(TRAILER_BYTES % FRAME_ALIGN_BYTES == 0);
+const _: () = assert!(WRITE_BUFFER_BYTES.is_multiple_of(SECTOR_SIZE_BYTES));
+const _: () = assert!(TRAILER_BYTES.is_multiple_of(FRAME_ALIGN_BYTES));
 
 /// A whole snapshot in memory (one chunk): the simple form of the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +163,9 @@ impl SnapshotWriter {
         if whole == 0 {
             return Ok(());
         }
-        self.file.write_sectors(self.flushed, &self.buf[..whole]).await?;
+        self.file
+            .write_sectors(self.flushed, &self.buf[..whole])
+            .await?;
         self.flushed += whole as u64;
         self.buf.drain(..whole);
         Ok(())
@@ -247,7 +249,9 @@ impl SnapshotReader {
         }
         let have = self.at <= pos && pos + len as u64 <= self.at + self.window.len() as u64;
         if !have {
-            let want = len.max(READ_PIECE_BYTES).min((self.data_end - pos) as usize);
+            let want = len
+                .max(READ_PIECE_BYTES)
+                .min((self.data_end - pos) as usize);
             let bytes = self.file.read(pos, want).await?;
             if bytes.len() < len {
                 return Err(corrupt(&self.path, pos, "short read"));

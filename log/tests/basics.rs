@@ -248,7 +248,10 @@ fn snapshot_streams_chunks_and_checks_each() {
                 Err(e) => outcome = Err(e),
             }
         }
-        assert!(matches!(outcome, Err(LogError::Corrupt { .. })), "{outcome:?}");
+        assert!(
+            matches!(outcome, Err(LogError::Corrupt { .. })),
+            "{outcome:?}"
+        );
         log.close().await.unwrap();
     });
 }

@@ -30,7 +30,9 @@ pub enum Effect {
     },
     /// Tell each user's home what it should know of `conv` (a membership
     /// began, or the conversation crossed the fan-out-on-read size).
-    Announce { pointers: Vec<(UserId, ConvPointer)> },
+    Announce {
+        pointers: Vec<(UserId, ConvPointer)>,
+    },
     /// Tell the user's home that the user left `conv`.
     Left { conv: ConvId, user: UserId },
     /// Close the connections of a revoked device.

@@ -17,15 +17,25 @@ pub enum DomainError {
     NoDevice(DeviceId),
     /// A member operation names a user who is not in the group.
     NotAMember(UserId),
-    NoMessage { conv: ConvId, seq: Seq },
+    NoMessage {
+        conv: ConvId,
+        seq: Seq,
+    },
     /// `reply_to` names no message of the conversation.
-    BadReplyTo { conv: ConvId, reply_to: u64 },
+    BadReplyTo {
+        conv: ConvId,
+        reply_to: u64,
+    },
     AdminsOnly,
     DirectHasNoAdmins,
     CannotLeaveDirect,
-    GroupFull { max: usize },
+    GroupFull {
+        max: usize,
+    },
     LastAdmin,
-    TooManyDevices { max: usize },
+    TooManyDevices {
+        max: usize,
+    },
     /// History with both `before` and `after` (protocol v1 refuses it).
     BeforeAndAfter,
     TokenMalformed,
@@ -40,5 +50,7 @@ pub enum DomainError {
     /// OTP: a wrong, used or expired code.
     WrongCode,
     /// OTP: too many tries of one code, or too many codes for one phone.
-    RateLimited { retry_after_ms: u64 },
+    RateLimited {
+        retry_after_ms: u64,
+    },
 }

@@ -32,7 +32,7 @@ const TAG_CONV: u8 = 2;
 const TAG_META: u8 = 3;
 const ENTRY_HEADER_BYTES: usize = 24;
 const ALIGN_BYTES: usize = 16;
-const _: () = assert!(ENTRY_HEADER_BYTES % 8 == 0);
+const _: () = assert!(ENTRY_HEADER_BYTES.is_multiple_of(8));
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -59,7 +59,9 @@ fn push_entry(out: &mut Vec<u8>, tag: u8, id: u64, archive: &[u8]) {
     out.extend_from_slice(&[0u8; 7]);
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&(archive.len() as u64).to_le_bytes());
-    out.extend_from_slice(&[0u8; ENTRY_HEADER_BYTES.next_multiple_of(ALIGN_BYTES) - ENTRY_HEADER_BYTES]);
+    out.extend_from_slice(
+        &[0u8; ENTRY_HEADER_BYTES.next_multiple_of(ALIGN_BYTES) - ENTRY_HEADER_BYTES],
+    );
     out.extend_from_slice(archive);
     out.resize(out.len().next_multiple_of(ALIGN_BYTES), 0);
 }
@@ -67,7 +69,11 @@ fn push_entry(out: &mut Vec<u8>, tag: u8, id: u64, archive: &[u8]) {
 fn archive<T>(value: &T) -> AlignedVec
 where
     T: for<'a> rkyv::Serialize<
-        rkyv::api::high::HighSerializer<AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, RkyvError>,
+        rkyv::api::high::HighSerializer<
+            AlignedVec,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            RkyvError,
+        >,
     >,
 {
     rkyv::to_bytes::<RkyvError>(value).expect("state entities always serialize")
@@ -206,7 +212,11 @@ impl Restore {
         }
         match tag {
             TAG_HEADER if id == SNAPSHOT_VERSION && !self.header_seen => self.header_seen = true,
-            TAG_HEADER => return Err(format!("snapshot format {id} (this build reads {SNAPSHOT_VERSION})")),
+            TAG_HEADER => {
+                return Err(format!(
+                    "snapshot format {id} (this build reads {SNAPSHOT_VERSION})"
+                ))
+            }
             TAG_USER => {
                 let u: User = decode(body)?;
                 self.max_lsn = self.max_lsn.max(u.lsn);

@@ -72,7 +72,12 @@ impl Harness {
         d.reply.user
     }
 
-    fn send(&mut self, conv: ConvId, sender: UserId, id: &str) -> Result<(Sent, Vec<Effect>), DomainError> {
+    fn send(
+        &mut self,
+        conv: ConvId,
+        sender: UserId,
+        id: &str,
+    ) -> Result<(Sent, Vec<Effect>), DomainError> {
         let ctx = self.ctx();
         let cmd = Send {
             conv,
@@ -105,13 +110,18 @@ fn seqs_are_gapless_and_resends_get_their_first_seq() {
     for i in 1..=5u64 {
         let (sent, effects) = h.send(conv, a, &format!("m{i}")).unwrap();
         assert!(matches!(sent, Sent::New { seq, .. } if seq == Seq(i)));
-        assert!(matches!(&effects[..], [Effect::Deliver { audience: Audience::Members(m), .. }] if m.len() == 2));
+        assert!(
+            matches!(&effects[..], [Effect::Deliver { audience: Audience::Members(m), .. }] if m.len() == 2)
+        );
     }
     let (again, effects) = h.send(conv, a, "m3").unwrap();
     assert_eq!(again, Sent::Duplicate { seq: Seq(3) });
     assert!(effects.is_empty(), "a resend changes nothing");
     let outsider = h.user("+15550000003");
-    assert_eq!(h.send(conv, outsider, "x").unwrap_err(), DomainError::NotMember(conv));
+    assert_eq!(
+        h.send(conv, outsider, "x").unwrap_err(),
+        DomainError::NotMember(conv)
+    );
 }
 
 #[test]
@@ -178,9 +188,17 @@ fn large_groups_fan_out_on_read() {
     };
     let d = cmd.decide(&h.state, &ctx).unwrap();
     let effects = h.write(d.recs);
-    assert!(matches!(&effects[..], [Effect::Announce { pointers }] if pointers.len() == 5 && pointers[0].1.large));
+    assert!(
+        matches!(&effects[..], [Effect::Announce { pointers }] if pointers.len() == 5 && pointers[0].1.large)
+    );
     let (_, effects) = h.send(d.reply.conv, users[2], "x").unwrap();
-    assert!(matches!(&effects[..], [Effect::Deliver { audience: Audience::Online, .. }]));
+    assert!(matches!(
+        &effects[..],
+        [Effect::Deliver {
+            audience: Audience::Online,
+            ..
+        }]
+    ));
 }
 
 /// Every record up to `start` is in the snapshot; records after it keep
@@ -189,8 +207,12 @@ fn large_groups_fan_out_on_read() {
 #[test]
 fn fuzzy_snapshot_plus_replay_equals_the_live_state() {
     let mut h = Harness::new();
-    let users: Vec<UserId> = (0..30).map(|i| h.user(&format!("+155500002{i:02}"))).collect();
-    let convs: Vec<ConvId> = (1..30).map(|i| direct(&mut h, users[0], users[i])).collect();
+    let users: Vec<UserId> = (0..30)
+        .map(|i| h.user(&format!("+155500002{i:02}")))
+        .collect();
+    let convs: Vec<ConvId> = (1..30)
+        .map(|i| direct(&mut h, users[0], users[i]))
+        .collect();
     for (i, conv) in convs.iter().enumerate() {
         h.send(*conv, users[0], &format!("pre{i}")).unwrap();
     }
@@ -203,7 +225,12 @@ fn fuzzy_snapshot_plus_replay_equals_the_live_state() {
         // Writes go on between chunks: messages, a new user, a new conversation.
         round += 1;
         let conv = convs[round % convs.len()];
-        h.send(conv, users[round % convs.len() + 1], &format!("during{round}")).unwrap();
+        h.send(
+            conv,
+            users[round % convs.len() + 1],
+            &format!("during{round}"),
+        )
+        .unwrap();
         if round % 7 == 0 {
             let u = h.user(&format!("+15550009{round:03}"));
             direct(&mut h, users[0], u);
@@ -211,7 +238,8 @@ fn fuzzy_snapshot_plus_replay_equals_the_live_state() {
     }
     assert!(chunks.len() > 10, "the capture took several chunks");
     for i in 0..20 {
-        h.send(convs[i % convs.len()], users[0], &format!("post{i}")).unwrap();
+        h.send(convs[i % convs.len()], users[0], &format!("post{i}"))
+            .unwrap();
     }
     let mut restore = Restore::new(PARAMS);
     for chunk in &chunks {
@@ -240,5 +268,8 @@ fn a_damaged_snapshot_chunk_is_refused() {
     assert!(restore.add_chunk(&chunk).is_err());
     let mut restore = Restore::new(PARAMS);
     restore.add_chunk(&[]).unwrap();
-    assert!(restore.finish().is_err(), "no counters: not a whole snapshot");
+    assert!(
+        restore.finish().is_err(),
+        "no counters: not a whole snapshot"
+    );
 }

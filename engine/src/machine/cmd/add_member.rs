@@ -42,7 +42,10 @@ impl AddMember {
 
 pub fn apply(state: &mut State, conv: ConvId, user: UserId, role: Role, at: Lsn) -> Effects {
     let (floor, large) = (state.replay_floor, state.params.fanout_on_read_members);
-    let c = state.convs.get_mut(&conv).expect("a member of a known conversation");
+    let c = state
+        .convs
+        .get_mut(&conv)
+        .expect("a member of a known conversation");
     if covered(floor, c.lsn, at) {
         return Effects::new();
     }
@@ -50,7 +53,9 @@ pub fn apply(state: &mut State, conv: ConvId, user: UserId, role: Role, at: Lsn)
     let was_large = c.is_large(large);
     let joined = c.last_seq();
     assert!(
-        c.members.insert(user, Member::new(role, joined)).is_none(),
+        c.members
+            .insert(user, Member::new(role, joined, at))
+            .is_none(),
         "{user} added twice to {conv}"
     );
     let to: Vec<UserId> = if c.is_large(large) != was_large {

@@ -72,7 +72,7 @@ pub fn apply(state: &mut State, c: Creating<'_>, at: Lsn) -> Effects {
     }
     let mut conv = Conv::new(c.kind, c.name.to_string(), c.ts, at);
     for (user, role) in c.members {
-        conv.members.insert(*user, Member::new(*role, Seq(0)));
+        conv.members.insert(*user, Member::new(*role, Seq(0), at));
     }
     let users: Vec<UserId> = conv.members.keys().copied().collect();
     let effect = announce(&conv, c.conv, &users, state.params.fanout_on_read_members);

@@ -26,8 +26,14 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn decide(self, state: &State, _ctx: &Ctx) -> Result<Decision<()>, DomainError> {
-        let u = state.users.get(&self.user).ok_or(DomainError::AccountGone)?;
-        let d = u.devices.get(&self.device).ok_or(DomainError::DeviceRevoked)?;
+        let u = state
+            .users
+            .get(&self.user)
+            .ok_or(DomainError::AccountGone)?;
+        let d = u
+            .devices
+            .get(&self.device)
+            .ok_or(DomainError::DeviceRevoked)?;
         let seq = self.seq.min(self.last);
         let current = d.cursors.get(&self.conv).copied().unwrap_or(Cursors {
             delivered: self.joined,
@@ -53,13 +59,19 @@ pub fn apply(
     at: Lsn,
 ) -> Effects {
     let floor = state.replay_floor;
-    let u = state.users.get_mut(&user).expect("a cursor of a known user");
+    let u = state
+        .users
+        .get_mut(&user)
+        .expect("a cursor of a known user");
     if covered(floor, u.lsn, at) {
         return Effects::new();
     }
     u.lsn = at;
     let level = u.level(conv, mark);
-    let d = u.devices.get_mut(&device).expect("a cursor of a known device");
+    let d = u
+        .devices
+        .get_mut(&device)
+        .expect("a cursor of a known device");
     d.cursors.entry(conv).or_default().advance(mark, seq);
     if seq <= level {
         return Effects::new();

@@ -31,7 +31,10 @@ impl LastSeen {
 
 pub fn apply(state: &mut State, user: UserId, ts: Millis, at: Lsn) -> Effects {
     let floor = state.replay_floor;
-    let u = state.users.get_mut(&user).expect("last seen of a known user");
+    let u = state
+        .users
+        .get_mut(&user)
+        .expect("last seen of a known user");
     if covered(floor, u.lsn, at) {
         return Effects::new();
     }

@@ -112,7 +112,10 @@ pub struct Linking<'a> {
 
 pub fn apply_device_linked(state: &mut State, l: Linking<'_>, at: Lsn) {
     let floor = state.replay_floor;
-    let u = state.users.get_mut(&l.user).expect("a device of a known user");
+    let u = state
+        .users
+        .get_mut(&l.user)
+        .expect("a device of a known user");
     if covered(floor, u.lsn, at) {
         return;
     }

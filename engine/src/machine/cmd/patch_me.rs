@@ -38,7 +38,10 @@ pub fn apply(
     at: Lsn,
 ) {
     let floor = state.replay_floor;
-    let u = state.users.get_mut(&user).expect("a profile of a known user");
+    let u = state
+        .users
+        .get_mut(&user)
+        .expect("a profile of a known user");
     if covered(floor, u.lsn, at) {
         return;
     }

@@ -50,7 +50,10 @@ pub fn apply(
     at: Lsn,
 ) -> Effects {
     let floor = state.replay_floor;
-    let c = state.convs.get_mut(&conv).expect("a receipt of a known conversation");
+    let c = state
+        .convs
+        .get_mut(&conv)
+        .expect("a receipt of a known conversation");
     if covered(floor, c.lsn, at) {
         return Effects::new();
     }
@@ -92,7 +95,9 @@ pub fn apply(
 /// `(after, upto]` (looking back at most `RECEIPT_SCAN_MESSAGES_MAX`).
 fn peer_latest(c: &Conv, user: UserId, after: Seq, upto: Seq) -> Option<(UserId, Seq)> {
     let peer = *c.members.keys().find(|u| **u != user)?;
-    let floor = after.0.max(upto.0.saturating_sub(RECEIPT_SCAN_MESSAGES_MAX));
+    let floor = after
+        .0
+        .max(upto.0.saturating_sub(RECEIPT_SCAN_MESSAGES_MAX));
     let seq = (floor + 1..=upto.0)
         .rev()
         .find(|s| c.senders.get(Seq(*s)) == Some(peer))?;

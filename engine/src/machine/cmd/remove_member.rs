@@ -42,7 +42,7 @@ impl RemoveMember {
                 .members
                 .iter()
                 .filter(|(u, _)| **u != self.user)
-                .min_by_key(|(u, m)| (m.joined, **u));
+                .min_by_key(|(u, m)| (m.since, **u));
             if let Some((heir, _)) = heir {
                 recs.push(Rec::RoleSet {
                     conv: self.conv,
@@ -57,7 +57,10 @@ impl RemoveMember {
 
 pub fn apply(state: &mut State, conv: ConvId, user: UserId, at: Lsn) -> Effects {
     let (floor, large) = (state.replay_floor, state.params.fanout_on_read_members);
-    let c = state.convs.get_mut(&conv).expect("a member of a known conversation");
+    let c = state
+        .convs
+        .get_mut(&conv)
+        .expect("a member of a known conversation");
     if covered(floor, c.lsn, at) {
         return Effects::new();
     }

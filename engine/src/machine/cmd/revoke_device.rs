@@ -35,7 +35,10 @@ impl RevokeDevice {
 
 pub fn apply(state: &mut State, user: UserId, device: DeviceId, at: Lsn) -> Effects {
     let floor = state.replay_floor;
-    let u = state.users.get_mut(&user).expect("a revoke of a known user");
+    let u = state
+        .users
+        .get_mut(&user)
+        .expect("a revoke of a known user");
     if covered(floor, u.lsn, at) {
         return Effects::new();
     }

@@ -65,13 +65,19 @@ impl Send {
             media: self.media,
             reply_to: self.reply_to,
         };
-        Ok(Decision::write(vec![Rec::Message(m)], Sent::New { seq, ts }))
+        Ok(Decision::write(
+            vec![Rec::Message(m)],
+            Sent::New { seq, ts },
+        ))
     }
 }
 
 pub fn apply(state: &mut State, m: &MessageRec, at: Lsn) -> Effects {
     let (floor, fanout) = (state.replay_floor, state.params.fanout_on_read_members);
-    let c = state.convs.get_mut(&m.conv).expect("a message of a known conversation");
+    let c = state
+        .convs
+        .get_mut(&m.conv)
+        .expect("a message of a known conversation");
     if covered(floor, c.lsn, at) {
         return Effects::new();
     }

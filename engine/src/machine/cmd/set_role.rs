@@ -42,7 +42,10 @@ impl SetRole {
 
 pub fn apply(state: &mut State, conv: ConvId, user: UserId, role: Role, at: Lsn) {
     let floor = state.replay_floor;
-    let c = state.convs.get_mut(&conv).expect("a role in a known conversation");
+    let c = state
+        .convs
+        .get_mut(&conv)
+        .expect("a role in a known conversation");
     if covered(floor, c.lsn, at) {
         return;
     }

@@ -6,7 +6,11 @@ use crate::machine::state::State;
 use crate::machine::token;
 
 /// The device a token belongs to, if it is current at `now`.
-pub fn authenticate(state: &State, token: &str, now: Millis) -> Result<(UserId, DeviceId), DomainError> {
+pub fn authenticate(
+    state: &State,
+    token: &str,
+    now: Millis,
+) -> Result<(UserId, DeviceId), DomainError> {
     let (user, device, secret) = token::parse(token).ok_or(DomainError::TokenMalformed)?;
     let d = state
         .users

@@ -46,7 +46,10 @@ pub fn me(state: &State, user: UserId) -> Result<Me, DomainError> {
 
 /// The account of a phone number: its id and name.
 pub fn by_phone(state: &State, phone: &str) -> Result<(UserId, String), DomainError> {
-    let user = state.phones.get(phone).ok_or(DomainError::NoUserWithPhone)?;
+    let user = state
+        .phones
+        .get(phone)
+        .ok_or(DomainError::NoUserWithPhone)?;
     Ok((*user, state.users[user].name.clone()))
 }
 

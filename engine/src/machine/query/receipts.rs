@@ -13,7 +13,12 @@ pub struct Receipts {
 
 /// Checks that `user` may ask about message `seq` of `conv`; answers who
 /// sent it when that is still in memory (else the shell reads the message).
-pub fn check(state: &State, conv: ConvId, user: UserId, seq: Seq) -> Result<Option<UserId>, DomainError> {
+pub fn check(
+    state: &State,
+    conv: ConvId,
+    user: UserId,
+    seq: Seq,
+) -> Result<Option<UserId>, DomainError> {
     let c = member_conv(state, conv, user)?;
     if seq.0 == 0 || seq > c.last_seq() {
         return Err(DomainError::NoMessage { conv, seq });

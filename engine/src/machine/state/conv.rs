@@ -32,6 +32,9 @@ pub struct Member {
     pub role: Role,
     /// The last seq before this member joined: it sees what comes after.
     pub joined: Seq,
+    /// The offset of the record that made it a member (orders members by
+    /// seniority: the longest-standing is the smallest).
+    pub since: Lsn,
     pub delivered: Watermark,
     pub read: Watermark,
     /// The member's own latest message (sending implies having read what
@@ -40,10 +43,11 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn new(role: Role, joined: Seq) -> Member {
+    pub fn new(role: Role, joined: Seq, since: Lsn) -> Member {
         Member {
             role,
             joined,
+            since,
             delivered: Watermark::default(),
             read: Watermark::default(),
             last_sent: Seq(0),
@@ -165,7 +169,12 @@ impl Conv {
     }
 
     /// What `user`'s home should know of this conversation now.
-    pub fn pointer(&self, conv: ConvId, user: UserId, fanout_on_read_members: usize) -> ConvPointer {
+    pub fn pointer(
+        &self,
+        conv: ConvId,
+        user: UserId,
+        fanout_on_read_members: usize,
+    ) -> ConvPointer {
         let peer = match self.kind {
             ConvKind::Direct => self.members.keys().find(|u| **u != user).copied(),
             ConvKind::Group => None,

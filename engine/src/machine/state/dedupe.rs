@@ -81,7 +81,11 @@ impl Dedupe {
         if self.keys.is_empty() {
             self.first = seq.0;
         }
-        assert_eq!(seq.0, self.first + self.keys.len() as u64, "keys in seq order");
+        assert_eq!(
+            seq.0,
+            self.first + self.keys.len() as u64,
+            "keys in seq order"
+        );
         if self.keys.len() == DEDUPE_WINDOW_PER_CONVERSATION {
             let old = self.keys.pop_front().expect("the window is full");
             if self.map.get(&old) == Some(&Seq(self.first)) {

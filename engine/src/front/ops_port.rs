@@ -1,40 +1,19 @@
-//! The two HTTP front doors of a core: the client API (REST + WebSocket)
-//! and the ops port (`/metrics`, `/stats`, `/healthz`, `/readyz`).
+//! The ops port: `/metrics` (Prometheus), `/stats` (JSON), `/healthz`,
+//! `/readyz` (503 until every shard recovered and announced).
 //!
-//! Lives on: every core for the API; the ops port is served by core 0.
+//! Lives on: core 0; it serves from before recovery until shutdown.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use chat_net::http::{ConnectionEvent, Handler, Request, Response};
+use chat_net::http::{Handler, Request, Response};
 use chat_net::ws::WebSocket;
 use hyper::Method;
 use serde_json::json;
 
-use crate::core::Core;
-use crate::rest::json_response;
-use crate::stats::{render_json, render_prometheus, rss_bytes};
-
-/// REST + WebSocket.
-pub struct Api {
-    pub core: Rc<Core>,
-}
-
-impl Handler for Api {
-    async fn request(&self, req: Request) -> Response {
-        crate::rest::handle(&self.core, req).await
-    }
-
-    async fn websocket(&self, ws: WebSocket, bearer: Option<String>, _peer: SocketAddr) {
-        crate::session::run(self.core.clone(), ws, bearer).await;
-    }
-
-    fn connection_event(&self, event: ConnectionEvent) {
-        if event == ConnectionEvent::Rejected {
-            self.core.stats.borrow_mut().connections_rejected += 1;
-        }
-    }
-}
+use crate::front::rest::body::json_response;
+use crate::node::core::Core;
+use crate::node::stats::{render_json, render_prometheus, rss_bytes};
 
 /// The ops port. It serves from before recovery (then `core` is `None`
 /// and `/readyz` answers 503) until shutdown.

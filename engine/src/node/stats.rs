@@ -64,6 +64,8 @@ pub struct CoreStats {
     pub fsyncs: u64,
     pub bytes_written: u64,
     pub records_applied: u64,
+    /// Effects of appended records waiting for durability now.
+    pub effects_pending: u64,
     pub latencies: BTreeMap<Latency, Histogram<u64>>,
 }
 
@@ -83,6 +85,7 @@ impl CoreStats {
             fsyncs: 0,
             bytes_written: 0,
             records_applied: 0,
+            effects_pending: 0,
             latencies: Latency::ALL.iter().map(|l| (*l, histogram())).collect(),
         }
     }
@@ -150,6 +153,7 @@ pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Va
                 "fsyncs": c.fsyncs,
                 "bytes_written": c.bytes_written,
                 "records_applied": c.records_applied,
+                "effects_pending": c.effects_pending,
                 "latency": lat,
             })
         })
@@ -243,6 +247,13 @@ pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
         "Bytes written to the shard logs.",
         "counter",
         &|c| c.bytes_written,
+    );
+    gauge(
+        &mut out,
+        "effects_pending",
+        "Effects of appended records waiting for them to become durable.",
+        "gauge",
+        &|c| c.effects_pending,
     );
     for (name, pick) in [("events_in_total", true), ("events_out_total", false)] {
         let _ = writeln!(

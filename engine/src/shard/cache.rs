@@ -6,10 +6,10 @@
 //! what was written last).
 
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
-use crate::ids::{ConvId, Seq};
-use crate::records::MessageRec;
+use crate::machine::ids::{ConvId, Seq};
+use crate::machine::records::MessageRec;
 
 pub use crate::constants::MESSAGE_CACHE_BYTES_MAX;
 /// What one entry costs beyond its strings (map slots, Rc, order).
@@ -17,7 +17,7 @@ const ENTRY_OVERHEAD_BYTES: usize = 160;
 
 #[derive(Debug, Default)]
 pub struct MessageCache {
-    map: HashMap<(ConvId, Seq), Rc<MessageRec>>,
+    map: HashMap<(ConvId, Seq), Arc<MessageRec>>,
     order: VecDeque<(ConvId, Seq)>,
     bytes: usize,
     budget: usize,
@@ -38,11 +38,11 @@ impl MessageCache {
         }
     }
 
-    pub fn get(&self, conv: ConvId, seq: Seq) -> Option<Rc<MessageRec>> {
+    pub fn get(&self, conv: ConvId, seq: Seq) -> Option<Arc<MessageRec>> {
         self.map.get(&(conv, seq)).cloned()
     }
 
-    pub fn insert(&mut self, m: Rc<MessageRec>) {
+    pub fn insert(&mut self, m: Arc<MessageRec>) {
         let c = cost(&m);
         if c > self.budget {
             return;
@@ -76,11 +76,11 @@ impl MessageCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{DeviceId, Millis, UserId};
-    use crate::records::BodyKind;
+    use crate::machine::ids::{DeviceId, Millis, UserId};
+    use crate::machine::records::BodyKind;
 
-    fn msg(seq: u64, len: usize) -> Rc<MessageRec> {
-        Rc::new(MessageRec {
+    fn msg(seq: u64, len: usize) -> Arc<MessageRec> {
+        Arc::new(MessageRec {
             conv: ConvId(1),
             seq: Seq(seq),
             sender: UserId(1),

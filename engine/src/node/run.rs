@@ -16,12 +16,20 @@ use chat_net::stop::StopSignal;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::api::{Api, Ops};
+use tracing::{error, info};
+
+use super::core::Core;
+use super::mesh::{MeshMsg, Rings};
 use crate::config::Config;
 use crate::constants::MESH_RING_CAPACITY;
-use crate::core::Core;
-use crate::ids::{CoreId, ShardId};
-use crate::ops::{MeshMsg, Op};
+use crate::front::api::Api;
+use crate::front::ops_port::Ops;
+use crate::machine::ids::ShardId;
+use crate::shard::clock::SystemClock;
+use crate::shard::conn::CoreId;
+use crate::shard::mesh::call;
+use crate::shard::ops::membership::Announce;
+use crate::shard::runner::params;
 use crate::shard::Shard;
 
 /// What every core thread shares at startup (only `Send` things).
@@ -117,12 +125,12 @@ pub fn run(config: Config) -> Result<(), String> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     wait_for_signal();
-    eprintln!("chatd: stopping");
+    info!("stopping");
     shared.stop.store(true, Ordering::SeqCst);
     for h in handles {
         let _ = h.join();
     }
-    eprintln!("chatd: stopped");
+    info!("stopped");
     Ok(())
 }
 
@@ -203,31 +211,19 @@ async fn core_main(
     let config = Rc::new(shared.config.clone());
     let mut local = vec![None; shared.shards as usize];
     for s in (0..shared.shards).filter(|s| s % cores == id.0) {
-        let shard =
-            Shard::open(&shared.data_dir, ShardId(s), shared.shards, config.clone()).await?;
+        let shard = open_shard(&shared.data_dir, ShardId(s), shared.shards, config.clone()).await?;
         local[s as usize] = Some(Rc::new(shard));
     }
     let core = Rc::new(Core::new(
         id,
         cores,
-        shared.shards,
         config.clone(),
         local,
-        senders,
+        Box::new(Rings(senders)),
     ));
-    core.serve_mesh(receivers);
+    serve_mesh(&core, receivers);
     *ops_handler.core.borrow_mut() = Some(core.clone());
-    let shard_ids: Vec<ShardId> = core.local_shards().map(|s| s.id).collect();
-    for shard in shard_ids {
-        core.call(shard, Op::Announce)
-            .await
-            .map_err(|e| e.message)?;
-    }
-    core.broadcast_announced().await;
-    while core.announced.get() < cores {
-        glommio::timer::sleep(Duration::from_millis(2)).await;
-    }
-    core.ready.set(true);
+    announce(&core, cores).await?;
     let serve_config = ServeConfig {
         tls: shared.tls.clone(),
         connections_max: config.connections_per_core_max,
@@ -253,6 +249,63 @@ async fn core_main(
     Ok(())
 }
 
+/// Opens a shard's log under `dir` and recovers its state.
+async fn open_shard(
+    dir: &Path,
+    id: ShardId,
+    shards: u16,
+    config: Rc<Config>,
+) -> Result<Shard, String> {
+    let path = dir.join(format!("shard-{:04}", id.0));
+    let log = chat_log::Log::open(&path, chat_log::Config::default())
+        .await
+        .map_err(|e| format!("shard {}: {e}", id.0))?;
+    let (state, replayed) = crate::shard::recover::recover(&log, params(&config))
+        .await
+        .map_err(|e| format!("shard {}: {e}", id.0))?;
+    info!(shard = id.0, replayed, "shard recovered");
+    Ok(Shard::new(
+        id,
+        shards,
+        config,
+        Rc::new(log),
+        Rc::new(SystemClock),
+        state,
+    ))
+}
+
+/// Serves the mesh: one task per peer ring, in arrival order per ring.
+fn serve_mesh(core: &Rc<Core>, mut receivers: glommio::channels::channel_mesh::Receivers<MeshMsg>) {
+    for (_, rx) in receivers.streams() {
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                core.on_mesh(msg).await;
+            }
+        })
+        .detach();
+    }
+}
+
+/// Startup: every local shard announces its memberships to the users'
+/// homes; then wait until every core has (the user homes' pointers are
+/// whole before the first client is served).
+async fn announce(core: &Rc<Core>, cores: u16) -> Result<(), String> {
+    let mesh = core.mesh();
+    let shard_ids: Vec<ShardId> = core.local_shards().map(|s| s.id).collect();
+    for shard in shard_ids {
+        call(&mesh, shard, Announce)
+            .await
+            .map_err(|e| format!("shard {}: announce: {e:?}", shard.0))?;
+    }
+    core.broadcast_announced().await;
+    while core.announced.get() < cores {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+    core.ready.set(true);
+    Ok(())
+}
+
 /// Once a second: fold the logs' fsync latencies into the histograms.
 fn spawn_ticker(core: Rc<Core>) {
     glommio::spawn_local(async move {
@@ -273,10 +326,10 @@ async fn shutdown(shared: &Shared, core: &Rc<Core>, stop: &StopSignal, cores: u1
         .conns
         .borrow()
         .values()
-        .map(|c| c.outbox.clone())
+        .map(|c| c.outlet.clone())
         .collect();
-    for outbox in conns {
-        outbox.close(chat_net::ws::CLOSE_GOING_AWAY, "server shutting down");
+    for outlet in conns {
+        outlet.close(chat_net::ws::CLOSE_GOING_AWAY, "server shutting down");
     }
     for _ in 0..100 {
         if core.conns.borrow().is_empty() {
@@ -287,7 +340,7 @@ async fn shutdown(shared: &Shared, core: &Rc<Core>, stop: &StopSignal, cores: u1
     barrier(&shared.phase, cores as usize).await;
     for shard in core.local_shards() {
         if let Err(e) = shard.log.sync().await {
-            eprintln!("chatd: shard {}: final flush failed: {e}", shard.id.0);
+            error!(shard = shard.id.0, error = %e, "final flush failed");
         }
     }
     barrier(&shared.phase, 2 * cores as usize).await;

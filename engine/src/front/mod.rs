@@ -1,0 +1,24 @@
+//! The front end: what clients and operators talk to. It parses requests
+//! and events, calls the shard that owns what they name, and shapes the
+//! answers (JSON). Only here do protocol errors exist.
+//!
+//! Lives on: every core (the one that accepted the connection).
+//!
+//! # Layout
+//! - `api.rs`       the client port's HTTP handler: REST and WebSocket
+//! - `caller.rs`    bearer tokens → `Caller`
+//! - `errors.rs`    `DomainError` / `ShardError` → protocol errors
+//! - `rest/`        the REST routes and their handlers
+//! - `ws/`          the WebSocket session: auth, sync, events
+//! - `ops_port.rs`  `/metrics`, `/stats`, `/healthz`, `/readyz`
+//!
+//! # Must not
+//! Hold state of its own beyond a connection's, or decide what a command
+//! does (the machine does).
+
+pub mod api;
+pub mod caller;
+pub mod errors;
+pub mod ops_port;
+pub mod rest;
+pub mod ws;

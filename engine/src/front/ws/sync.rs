@@ -1,0 +1,137 @@
+//! Sync on connect: every message the device has not acked, conversation
+//! by conversation in seq order, then the live events held meanwhile, then
+//! `sync.done`. Used by the WebSocket session and the simulation alike.
+//!
+//! Lives on: the connection's core. Pages come from the conversations'
+//! homes; the socket paces them (`Outlet::send_paced`).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use chat_net::protocol::ApiError;
+
+use crate::constants::SYNC_PAGE_MESSAGES_MAX;
+use crate::front::caller::Caller;
+use crate::front::errors::api_error;
+use crate::machine::ids::{ConvId, Seq};
+use crate::node::conns::{Held, Outlet};
+use crate::node::core::Core;
+use crate::shard::conn::{ConnId, CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED};
+use crate::shard::mesh::call;
+use crate::shard::ops::connect::Connect;
+use crate::shard::ops::history::Fetch;
+use crate::wire::{message_new, message_object, SYNC_DONE};
+
+/// The server cannot serve the session now (storage trouble): reconnect.
+pub const CLOSE_TRY_AGAIN: u16 = 1013;
+
+/// Why a sync stopped: tell the device (if there is an error) and close.
+pub struct SyncFailed {
+    pub error: Option<ApiError>,
+    pub close: Option<(u16, &'static str)>,
+}
+
+impl SyncFailed {
+    fn gone() -> SyncFailed {
+        SyncFailed {
+            error: None,
+            close: None,
+        }
+    }
+}
+
+/// Syncs connection `conn` (already in the core's table, holding pushes).
+pub async fn sync(
+    core: &Rc<Core>,
+    caller: Caller,
+    conn: ConnId,
+    out: &dyn Outlet,
+) -> Result<(), SyncFailed> {
+    let connect = Connect {
+        user: caller.user,
+        device: caller.device,
+        conn: core.conn_ref(conn),
+    };
+    let plan = call(&core.mesh(), core.shard_of(caller.user.0), connect)
+        .await
+        .map_err(|e| SyncFailed {
+            error: Some(api_error(e)),
+            close: Some((CLOSE_UNAUTHORIZED, "unauthorized")),
+        })?;
+    let mut synced: HashMap<ConvId, Seq> = HashMap::new();
+    for (conv, cursor) in plan {
+        let through = catch_up(core, caller, conv, cursor, out).await?;
+        synced.insert(conv, through);
+    }
+    let held = release_held(core, conn, synced).ok_or_else(SyncFailed::gone)?;
+    let frames =
+        std::iter::once(SYNC_DONE.to_string()).chain(held.into_iter().map(|h| h.event.to_string()));
+    for frame in frames {
+        if out.try_send(frame).is_err() {
+            core.stats.borrow_mut().slow_consumers_dropped += 1;
+            let reason = "slow consumer: reconnect to catch up";
+            return Err(SyncFailed {
+                error: None,
+                close: Some((CLOSE_SLOW_CONSUMER, reason)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Sends `conv`'s messages after `cursor`, page by page; answers the last
+/// seq sent. Never skips: a failed page ends the session (the device
+/// resumes from its cursor).
+async fn catch_up(
+    core: &Rc<Core>,
+    caller: Caller,
+    conv: ConvId,
+    cursor: Seq,
+    out: &dyn Outlet,
+) -> Result<Seq, SyncFailed> {
+    let mut after = cursor;
+    loop {
+        let op = Fetch {
+            conv,
+            user: caller.user,
+            device: caller.device,
+            after,
+            limit: SYNC_PAGE_MESSAGES_MAX,
+        };
+        let page = call(&core.mesh(), core.shard_of(conv.0), op)
+            .await
+            .map_err(|e| SyncFailed {
+                error: Some(api_error(e)),
+                close: Some((CLOSE_TRY_AGAIN, "sync failed: reconnect")),
+            })?;
+        for m in &page.messages {
+            let event = message_new(&message_object(m));
+            out.send_paced(event)
+                .await
+                .map_err(|_| SyncFailed::gone())?;
+        }
+        core.stats
+            .borrow_mut()
+            .event_out("message.new", page.messages.len() as u64);
+        let moved = page.through > after;
+        after = page.through;
+        if !moved || after >= page.last_seq {
+            return Ok(after);
+        }
+    }
+}
+
+/// From now on pushes go straight out; late ones already synced are
+/// dropped against the floor, and so are held ones. `None`: the
+/// connection is gone.
+fn release_held(core: &Core, conn: ConnId, synced: HashMap<ConvId, Seq>) -> Option<Vec<Held>> {
+    let mut conns = core.conns.borrow_mut();
+    let entry = conns.get_mut(&conn)?;
+    entry.synced = synced;
+    let held = entry.held.take().unwrap_or_default();
+    Some(
+        held.into_iter()
+            .filter(|h| !entry.already_synced(h.tag))
+            .collect(),
+    )
+}

@@ -1,0 +1,121 @@
+//! Carrying out the machine's effects, once their records are durable:
+//! fan-out, announcements, closes, presence, receipts, group status.
+//!
+//! Lives on: the shard's core; called by the runner's drainer, one effect
+//! at a time in log order (so a conversation's messages go out in seq
+//! order, and each peer ring is entered in that order).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::conn::{ConnRef, CLOSE_UNAUTHORIZED};
+use super::mesh::{shard_of, tell, Mesh};
+use super::ops::deliver::{Deliver, DeliverLarge, Notify};
+use super::ops::membership::{Joined, Left};
+use super::ops::receipt::{status_later, MoveWatermark};
+use super::runner::Shard;
+use crate::machine::effects::{Audience, Effect};
+use crate::machine::ids::{ShardId, UserId};
+use crate::machine::records::MessageRec;
+use crate::wire::{message_new, message_object, receipt_event};
+
+pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
+    match effect {
+        Effect::Deliver { message, audience } => deliver(shard, mesh, message, audience).await,
+        Effect::Announce { pointers } => {
+            for (user, info) in pointers {
+                tell(mesh, shard_of(&**mesh, user.0), Joined { user, info }).await;
+            }
+        }
+        Effect::Left { conv, user } => {
+            tell(mesh, shard_of(&**mesh, user.0), Left { user, conv }).await
+        }
+        Effect::CloseDevice { user, device } => {
+            let conns: Vec<ConnRef> = shard
+                .soft
+                .borrow()
+                .conns_of(user)
+                .filter(|o| o.device == device)
+                .map(|o| o.conn)
+                .collect();
+            for conn in conns {
+                mesh.close(conn, CLOSE_UNAUTHORIZED, "device revoked").await;
+            }
+        }
+        Effect::WentOffline { user, at } => {
+            super::ops::presence::changed(shard, mesh, user, false, Some(at)).await;
+        }
+        Effect::MemberMoved {
+            conv,
+            user,
+            mark,
+            seq,
+        } => {
+            let op = MoveWatermark {
+                conv,
+                user,
+                mark,
+                seq,
+            };
+            tell(mesh, shard_of(&**mesh, conv.0), op).await;
+        }
+        Effect::ReceiptToPeer {
+            to,
+            conv,
+            seq,
+            by,
+            mark,
+        } => {
+            let event: Arc<str> = receipt_event(mark, conv, seq, by).into();
+            let notify = Notify {
+                users: vec![to],
+                event,
+            };
+            tell(mesh, shard_of(&**mesh, to.0), notify).await;
+        }
+        Effect::GroupStatus { conv, seq } => status_later(shard, mesh, conv, seq),
+    }
+}
+
+/// A durable message: into the recent cache, encoded once, and to every
+/// member's home (or every shard, for a large group).
+async fn deliver(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, m: Arc<MessageRec>, audience: Audience) {
+    let started = shard.take_started(m.conv, m.seq);
+    shard.cache.borrow_mut().insert(m.clone());
+    let event: Arc<str> = message_new(&message_object(&m)).into();
+    let (conv, seq, ts, from) = (m.conv, m.seq, m.ts, (m.sender, m.device));
+    match audience {
+        Audience::Online => {
+            for home in 0..mesh.shards() {
+                let op = DeliverLarge {
+                    conv,
+                    seq,
+                    ts,
+                    from,
+                    event: event.clone(),
+                    started,
+                };
+                tell(mesh, ShardId(home), op).await;
+            }
+        }
+        Audience::Members(users) => {
+            let mut by_home: HashMap<ShardId, Vec<UserId>> = HashMap::new();
+            for u in users {
+                by_home.entry(shard_of(&**mesh, u.0)).or_default().push(u);
+            }
+            for (home, users) in by_home {
+                let op = Deliver {
+                    users,
+                    conv,
+                    seq,
+                    ts,
+                    from,
+                    event: event.clone(),
+                    started,
+                };
+                tell(mesh, home, op).await;
+            }
+        }
+    }
+}

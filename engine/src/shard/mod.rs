@@ -1,0 +1,45 @@
+//! The I/O shell around the machine: one shard's log, state, soft state
+//! and the operations other cores run on it. Command → decide → append →
+//! apply → (once durable) effects → reply.
+//!
+//! Lives on: the shard's core; other cores reach it only through the mesh
+//! (`mesh.rs`: typed operations, `call`/`tell`).
+//!
+//! # Layout
+//! - `storage.rs`      `LogStore`: the log behind a trait (chat-log on disk)
+//! - `memlog.rs`       an in-memory `LogStore` with injectable faults
+//! - `clock.rs`        `Clock`: system or manual time for the shell
+//! - `conn.rs`         where a connection lives (`CoreId`, `ConnRef`), close codes
+//! - `mesh.rs`         `Mesh`: the shard's port to the node; `ShardOp`, `call`, `tell`
+//! - `error.rs`        `ShardError`: refused by the machine, or storage trouble
+//! - `runner.rs`       `Shard`: the write path, rebuild after a failed write, reads
+//! - `effect_queue.rs` effects held until durable, released in log order
+//! - `effects.rs`      carrying out each `Effect`
+//! - `recover.rs`      snapshot + replay (other record kinds pass by)
+//! - `snapshotter.rs`  chunked snapshots in the background
+//! - `soft.rs`         soft state: online devices, pointers, watchers, OTP codes
+//! - `cache.rs`        recent messages in memory
+//! - `otp_sink.rs`     where OTP codes go
+//! - `ops/`            the operations, one concept per file
+//!
+//! # Must not
+//! Know sockets, HTTP or JSON shapes of replies (the front end's), or touch
+//! another core's data except through `Mesh`.
+
+pub mod cache;
+pub mod clock;
+pub mod conn;
+pub mod effect_queue;
+pub mod effects;
+pub mod error;
+pub mod memlog;
+pub mod mesh;
+pub mod ops;
+pub mod otp_sink;
+pub mod recover;
+pub mod runner;
+pub mod snapshotter;
+pub mod soft;
+pub mod storage;
+
+pub use runner::Shard;

@@ -1,0 +1,328 @@
+//! A shard: its log, the state the log makes, and the soft state beside
+//! it; the write path of the I/O shell:
+//!
+//! command → decide (machine) → append (log) → apply (machine, effects
+//! queued) → wait until durable → carry out the effects in log order →
+//! reply.
+//!
+//! Lives on: core `shard % cores`, nowhere else. Writes are serialised by
+//! the write lock from decide to apply, so the next decision sees every
+//! record appended before it (seqs stay gapless under pipelining) while
+//! the fsyncs of many writes overlap. Apply runs at append time: the state
+//! is ahead of the disk by what is in flight. When a write fails, its
+//! records and everything after them are gone from the log: their effects
+//! are dropped and the state is rebuilt from the log (`rebuild`), reads
+//! wait for that (`settled`) and notice it (`generation`).
+
+use std::cell::{Cell, Ref, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use chat_log::{Entry, Offset, Term};
+use glommio::sync::Semaphore;
+use tracing::{error, info, warn};
+
+use super::cache::MessageCache;
+use super::clock::Clock;
+use super::effect_queue::EffectQueue;
+use super::error::{unavailable, ShardError, ShardResult};
+use super::mesh::Mesh;
+use super::soft::Soft;
+use super::storage::LogStore;
+use crate::config::Config;
+use crate::constants::{MESSAGE_CACHE_BYTES_MAX, REBUILD_RETRY_MS, REBUILD_WAIT_MS};
+use crate::machine::cmd::Decision;
+use crate::machine::ctx::Ctx;
+use crate::machine::error::DomainError;
+use crate::machine::ids::{ConvId, Seq, ShardId};
+use crate::machine::records::{self, MessageRec, Rec, KIND_CHAT};
+use crate::machine::state::{Lsn, Params, State};
+
+/// Whether the state says what the log holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    Serving,
+    /// A write failed; the state is being rebuilt from the log.
+    Rebuilding,
+}
+
+pub struct Shard {
+    pub id: ShardId,
+    pub shards: u16,
+    pub config: Rc<Config>,
+    pub log: Rc<dyn LogStore>,
+    pub clock: Rc<dyn Clock>,
+    state: RefCell<State>,
+    pub soft: RefCell<Soft>,
+    pub cache: RefCell<MessageCache>,
+    write_lock: Semaphore,
+    effects: RefCell<EffectQueue>,
+    health: Cell<Health>,
+    /// Bumped by every rebuild: a read that saw it change starts again.
+    generation: Cell<u64>,
+    settle_waiters: RefCell<Vec<Waker>>,
+    /// Records applied since the process started (stats, snapshot pacing).
+    applied: Cell<u64>,
+    /// When each message in flight was received on its sender's core (for
+    /// the send→delivered histogram; taken when it fans out).
+    started: RefCell<HashMap<(ConvId, Seq), Instant>>,
+    pub(super) snapshot_at: Cell<u64>,
+    pub(super) snapshotting: Cell<bool>,
+}
+
+pub fn params(config: &Config) -> Params {
+    Params {
+        group_members_max: config.group_members_max,
+        fanout_on_read_members: config.fanout_on_read_members,
+        token_ttl_seconds: config.token_ttl_seconds,
+    }
+}
+
+impl Shard {
+    /// A shard over `log`, whose state was recovered from it.
+    pub fn new(
+        id: ShardId,
+        shards: u16,
+        config: Rc<Config>,
+        log: Rc<dyn LogStore>,
+        clock: Rc<dyn Clock>,
+        state: State,
+    ) -> Shard {
+        Shard {
+            id,
+            shards,
+            config,
+            log,
+            clock,
+            state: RefCell::new(state),
+            soft: RefCell::new(Soft::default()),
+            cache: RefCell::new(MessageCache::new(MESSAGE_CACHE_BYTES_MAX)),
+            write_lock: Semaphore::new(1),
+            effects: RefCell::new(EffectQueue::default()),
+            health: Cell::new(Health::Serving),
+            generation: Cell::new(0),
+            settle_waiters: RefCell::new(Vec::new()),
+            applied: Cell::new(0),
+            started: RefCell::new(HashMap::new()),
+            snapshot_at: Cell::new(0),
+            snapshotting: Cell::new(false),
+        }
+    }
+
+    /// The durable state (plus what is in flight). Never hold it across an await.
+    pub fn state(&self) -> Ref<'_, State> {
+        self.state.borrow()
+    }
+
+    pub fn ctx(&self) -> Ctx {
+        Ctx {
+            now: self.clock.now(),
+            shard: self.id,
+            shards: self.shards,
+        }
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.applied.get()
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.get()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    pub fn note_started(&self, conv: ConvId, seq: Seq, at: Instant) {
+        self.started.borrow_mut().insert((conv, seq), at);
+    }
+
+    pub fn take_started(&self, conv: ConvId, seq: Seq) -> Option<Instant> {
+        self.started.borrow_mut().remove(&(conv, seq))
+    }
+
+    pub fn effects_pending(&self) -> usize {
+        self.effects.borrow().len()
+    }
+
+    /// Decides with `decide`, appends and applies what it decided, waits
+    /// until durable and until the effects went out; then the reply.
+    pub async fn write<R>(
+        self: &Rc<Self>,
+        mesh: &Rc<dyn Mesh>,
+        decide: impl FnOnce(&State, &Ctx) -> Result<Decision<R>, DomainError>,
+    ) -> ShardResult<R> {
+        let permit = self
+            .write_lock
+            .acquire_permit(1)
+            .await
+            .map_err(unavailable)?;
+        if self.health.get() == Health::Rebuilding {
+            return Err(unavailable("recovering from a failed write"));
+        }
+        let ctx = self.ctx();
+        let Decision { recs, reply } = decide(&self.state.borrow(), &ctx)?;
+        if recs.is_empty() {
+            return Ok(reply);
+        }
+        let encoded: Vec<_> = recs.iter().map(records::encode).collect();
+        let entries: Vec<Entry<'_>> = encoded
+            .iter()
+            .map(|p| Entry {
+                kind: KIND_CHAT,
+                term: Term(0),
+                payload: p,
+            })
+            .collect();
+        let appended = self.log.append(&entries).await.map_err(unavailable)?;
+        self.apply_appended(&recs, appended.first);
+        drop(permit);
+        self.maybe_snapshot();
+        if let Err(e) = appended.durable.await {
+            self.failed(&e);
+            return Err(unavailable(e));
+        }
+        self.release(mesh, appended.last).await;
+        Ok(reply)
+    }
+
+    fn apply_appended(&self, recs: &[Rec], first: Offset) {
+        let mut state = self.state.borrow_mut();
+        let mut effects = self.effects.borrow_mut();
+        for (i, rec) in recs.iter().enumerate() {
+            let at = Offset(first.0 + i as u64);
+            let out = crate::machine::apply::apply(&mut state, rec, Lsn(at.0));
+            effects.push(at, out);
+        }
+        self.applied.set(self.applied.get() + recs.len() as u64);
+    }
+
+    /// Records up to `upto` are durable: carry out their effects (or wait
+    /// while the drainer does).
+    async fn release(self: &Rc<Self>, mesh: &Rc<dyn Mesh>, upto: Offset) {
+        let must_drain = self.effects.borrow_mut().release(upto);
+        if must_drain {
+            loop {
+                let next = self.effects.borrow_mut().take_next();
+                let Some(effect) = next else { break };
+                super::effects::carry_out(self, mesh, effect).await;
+            }
+            return;
+        }
+        poll_fn(|cx| {
+            if self.effects.borrow_mut().done_through(upto, cx.waker()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// A write did not become durable: the log dropped it (and everything
+    /// queued after it). Drop their effects and rebuild the state from the
+    /// log, so that it again says exactly what is on disk.
+    fn failed(self: &Rc<Self>, cause: &chat_log::LogError) {
+        self.effects
+            .borrow_mut()
+            .discard_after(self.log.durable_offset());
+        if self.health.replace(Health::Rebuilding) == Health::Rebuilding {
+            return;
+        }
+        warn!(shard = self.id.0, %cause, "write failed, rebuilding state from the log");
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            while me.health.get() == Health::Rebuilding {
+                if !me.rebuild().await {
+                    glommio::timer::sleep(Duration::from_millis(REBUILD_RETRY_MS)).await;
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// Rebuilds the durable state from the log; true when it worked.
+    pub async fn rebuild(&self) -> bool {
+        let Ok(_permit) = self.write_lock.acquire_permit(1).await else {
+            return false;
+        };
+        match super::recover::recover(&*self.log, params(&self.config)).await {
+            Ok((state, _)) => {
+                *self.state.borrow_mut() = state;
+                self.cache.borrow_mut().clear();
+                self.started.borrow_mut().clear();
+                self.generation.set(self.generation.get() + 1);
+                self.health.set(Health::Serving);
+                for w in self.settle_waiters.borrow_mut().drain(..) {
+                    w.wake();
+                }
+                info!(shard = self.id.0, "state rebuilt from the log");
+                true
+            }
+            Err(e) => {
+                error!(shard = self.id.0, error = %e, "rebuild failed (will retry)");
+                false
+            }
+        }
+    }
+
+    /// Waits (bounded) until no rebuild is pending: after a failed write the
+    /// state may hold records the log dropped, and reads must not see them.
+    pub async fn settled(&self) -> ShardResult<()> {
+        let wait = poll_fn(|cx| {
+            if self.health.get() == Health::Serving {
+                return Poll::Ready(Ok(()));
+            }
+            self.settle_waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        });
+        let give_up = async {
+            glommio::timer::sleep(Duration::from_millis(REBUILD_WAIT_MS)).await;
+            Err(unavailable("recovering from a failed write"))
+        };
+        futures_lite::future::or(wait, give_up).await
+    }
+
+    /// A stored message: from the cache, else from the log (a message not
+    /// yet durable is read once it is).
+    pub async fn read_message(
+        &self,
+        conv: ConvId,
+        seq: Seq,
+    ) -> ShardResult<std::sync::Arc<MessageRec>> {
+        if let Some(m) = self.cache.borrow().get(conv, seq) {
+            return Ok(m);
+        }
+        let offset = self
+            .state
+            .borrow()
+            .convs
+            .get(&conv)
+            .and_then(|c| c.index.offset(seq))
+            .ok_or(DomainError::NoMessage { conv, seq })?;
+        let record = self.log.read(Offset(offset)).await.map_err(unavailable)?;
+        if record.kind != KIND_CHAT {
+            return Err(unavailable(format!("offset {offset} holds no chat record")));
+        }
+        match records::decode(&record.payload).map_err(unavailable)? {
+            Rec::Message(m) if (m.conv, m.seq) == (conv, seq) => Ok(std::sync::Arc::new(m)),
+            other => {
+                // The index and the log disagree: never answer with it.
+                error!(
+                    shard = self.id.0,
+                    offset,
+                    ?other,
+                    "index names another record"
+                );
+                Err(ShardError::Unavailable(format!(
+                    "offset {offset} does not hold {conv}/{}",
+                    seq.0
+                )))
+            }
+        }
+    }
+}
