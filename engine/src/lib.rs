@@ -20,4 +20,5 @@ pub mod front;
 pub mod machine;
 pub mod node;
 pub mod shard;
+pub mod sim;
 pub mod wire;

@@ -248,6 +248,11 @@ impl Log {
     /// Flushes what was appended, stops the flusher and closes every file.
     /// Appends and reads fail with `Closed` afterwards.
     /// Counters since open, and the fsync latencies since the last call.
+    /// True once `close` began: nothing more is appended or read.
+    pub fn is_closed(&self) -> bool {
+        self.state().check_open().is_err()
+    }
+
     pub fn take_io_stats(&self) -> IoStats {
         let mut io = self.shared.io.borrow_mut();
         let taken = io.clone();

@@ -82,6 +82,13 @@ impl Core {
         self.local.iter().flatten()
     }
 
+    /// A shard of this core (panics for a shard that lives elsewhere).
+    pub fn local_shard(&self, shard: ShardId) -> Rc<Shard> {
+        self.local[shard.0 as usize]
+            .clone()
+            .expect("the shard lives on this core")
+    }
+
     /// This core as the shards' port to the node.
     pub fn mesh(self: &Rc<Self>) -> Rc<dyn Mesh> {
         self.clone()

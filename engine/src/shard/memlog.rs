@@ -327,6 +327,10 @@ impl LogStore for MemLog {
         taken
     }
 
+    fn is_closed(&self) -> bool {
+        self.inner.borrow().closed
+    }
+
     fn close(&self) -> LocalBoxFuture<'_, LogResult<()>> {
         let mut s = self.inner.borrow_mut();
         s.closed = true;

@@ -47,6 +47,8 @@ pub enum Health {
     Serving,
     /// A write failed; the state is being rebuilt from the log.
     Rebuilding,
+    /// The log was closed (shutdown, or a simulated crash): nothing more.
+    Closed,
 }
 
 pub struct Shard {
@@ -61,6 +63,9 @@ pub struct Shard {
     write_lock: Semaphore,
     effects: RefCell<EffectQueue>,
     health: Cell<Health>,
+    /// The log's last offset as this state knows it: a log that ends
+    /// elsewhere dropped records (a failed write) the state still holds.
+    appended: Cell<Offset>,
     /// Bumped by every rebuild: a read that saw it change starts again.
     generation: Cell<u64>,
     settle_waiters: RefCell<Vec<Waker>>,
@@ -91,6 +96,7 @@ impl Shard {
         clock: Rc<dyn Clock>,
         state: State,
     ) -> Shard {
+        let last = log.last_offset();
         Shard {
             id,
             shards,
@@ -103,6 +109,7 @@ impl Shard {
             write_lock: Semaphore::new(1),
             effects: RefCell::new(EffectQueue::default()),
             health: Cell::new(Health::Serving),
+            appended: Cell::new(last),
             generation: Cell::new(0),
             settle_waiters: RefCell::new(Vec::new()),
             applied: Cell::new(0),
@@ -161,7 +168,17 @@ impl Shard {
             .acquire_permit(1)
             .await
             .map_err(unavailable)?;
-        if self.health.get() == Health::Rebuilding {
+        match self.health.get() {
+            Health::Serving => {}
+            Health::Rebuilding => return Err(unavailable("recovering from a failed write")),
+            Health::Closed => return Err(unavailable("shutting down")),
+        }
+        if self.log.last_offset() != self.appended.get() {
+            // A failed write dropped records whose futures nobody polled
+            // yet: the state is ahead of the log. Never decide on it.
+            self.failed(&chat_log::LogError::Invalid(
+                "the log dropped appended records".into(),
+            ));
             return Err(unavailable("recovering from a failed write"));
         }
         let ctx = self.ctx();
@@ -191,6 +208,12 @@ impl Shard {
     }
 
     fn apply_appended(&self, recs: &[Rec], first: Offset) {
+        assert_eq!(
+            first.0,
+            self.appended.get().0 + 1,
+            "appends follow the state's end"
+        );
+        self.appended.set(Offset(first.0 + recs.len() as u64 - 1));
         let mut state = self.state.borrow_mut();
         let mut effects = self.effects.borrow_mut();
         for (i, rec) in recs.iter().enumerate() {
@@ -230,14 +253,25 @@ impl Shard {
         self.effects
             .borrow_mut()
             .discard_after(self.log.durable_offset());
-        if self.health.replace(Health::Rebuilding) == Health::Rebuilding {
+        if matches!(cause, chat_log::LogError::Closed) {
+            self.health.set(Health::Closed);
+            self.wake_settle_waiters();
             return;
         }
+        if self.health.get() != Health::Serving {
+            return;
+        }
+        self.health.set(Health::Rebuilding);
         warn!(shard = self.id.0, %cause, "write failed, rebuilding state from the log");
         let me = self.clone();
         glommio::spawn_local(async move {
             while me.health.get() == Health::Rebuilding {
-                if !me.rebuild().await {
+                if me.log.is_closed() {
+                    me.health.set(Health::Closed);
+                    me.wake_settle_waiters();
+                    return;
+                }
+                if !me.rebuild().await && !me.log.is_closed() {
                     glommio::timer::sleep(Duration::from_millis(REBUILD_RETRY_MS)).await;
                 }
             }
@@ -253,13 +287,12 @@ impl Shard {
         match super::recover::recover(&*self.log, params(&self.config)).await {
             Ok((state, _)) => {
                 *self.state.borrow_mut() = state;
+                self.appended.set(self.log.last_offset());
                 self.cache.borrow_mut().clear();
                 self.started.borrow_mut().clear();
                 self.generation.set(self.generation.get() + 1);
                 self.health.set(Health::Serving);
-                for w in self.settle_waiters.borrow_mut().drain(..) {
-                    w.wake();
-                }
+                self.wake_settle_waiters();
                 info!(shard = self.id.0, "state rebuilt from the log");
                 true
             }
@@ -270,15 +303,22 @@ impl Shard {
         }
     }
 
+    fn wake_settle_waiters(&self) {
+        for w in self.settle_waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
     /// Waits (bounded) until no rebuild is pending: after a failed write the
     /// state may hold records the log dropped, and reads must not see them.
     pub async fn settled(&self) -> ShardResult<()> {
-        let wait = poll_fn(|cx| {
-            if self.health.get() == Health::Serving {
-                return Poll::Ready(Ok(()));
+        let wait = poll_fn(|cx| match self.health.get() {
+            Health::Serving => Poll::Ready(Ok(())),
+            Health::Closed => Poll::Ready(Err(unavailable("shutting down"))),
+            Health::Rebuilding => {
+                self.settle_waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
             }
-            self.settle_waiters.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
         });
         let give_up = async {
             glommio::timer::sleep(Duration::from_millis(REBUILD_WAIT_MS)).await;

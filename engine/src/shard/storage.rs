@@ -55,6 +55,8 @@ pub trait LogStore {
     fn begin_snapshot(&self) -> LocalBoxFuture<'_, LogResult<Box<dyn SnapshotSink>>>;
     fn open_snapshot(&self) -> LocalBoxFuture<'_, LogResult<Option<Box<dyn SnapshotSource>>>>;
     fn take_io_stats(&self) -> IoStats;
+    /// True once closed (shutdown, or a simulated crash).
+    fn is_closed(&self) -> bool;
     fn close(&self) -> LocalBoxFuture<'_, LogResult<()>>;
 }
 
@@ -146,6 +148,10 @@ impl LogStore for Log {
 
     fn take_io_stats(&self) -> IoStats {
         Log::take_io_stats(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        Log::is_closed(self)
     }
 
     fn close(&self) -> LocalBoxFuture<'_, LogResult<()>> {
