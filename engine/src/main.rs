@@ -27,7 +27,7 @@ fn main() {
                 let written =
                     std::fs::write(&cert, cert_pem).and_then(|_| std::fs::write(&key, key_pem));
                 if let Err(e) = written {
-                    eprintln!("chatd gen-cert: {e}");
+                    tracing::error!("gen-cert: {e}");
                     std::process::exit(1);
                 }
                 println!(
@@ -39,7 +39,7 @@ fn main() {
                 return;
             }
             Err(e) => {
-                eprintln!("chatd gen-cert: {e}");
+                tracing::error!("gen-cert: {e}");
                 std::process::exit(1);
             }
         }
@@ -47,12 +47,12 @@ fn main() {
     let config = match Config::resolve(cli.flags) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("chatd: {e}");
+            tracing::error!("{e}");
             std::process::exit(2);
         }
     };
     if let Err(e) = chat_engine::node::run::run(config) {
-        eprintln!("chatd: {e}");
+        tracing::error!("{e}");
         std::process::exit(1);
     }
 }

@@ -17,7 +17,7 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[test]
 fn seeded_runs_keep_every_invariant() {
-    let steps = env("CHATD_SIM_STEPS", 400) as u32;
+    let steps = env("CHATD_SIM_STEPS", 500) as u32;
     let seeds: Vec<u64> = match std::env::var("CHATD_SIM_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -25,7 +25,7 @@ fn seeded_runs_keep_every_invariant() {
         Some(seed) => vec![seed],
         None => {
             let first = env("CHATD_SIM_FIRST_SEED", 1);
-            (first..first + env("CHATD_SIM_SEEDS", 24)).collect()
+            (first..first + env("CHATD_SIM_SEEDS", 200)).collect()
         }
     };
     let mut totals = chat_engine::sim::world::Tally::default();

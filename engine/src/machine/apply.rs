@@ -20,8 +20,7 @@ use crate::machine::state::{Lsn, State};
 pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
     match rec {
         Rec::UserCreated { user, phone, ts } => {
-            link_device::apply_user_created(state, *user, phone, *ts, at);
-            Effects::new()
+            link_device::apply_user_created(state, *user, phone, *ts, at)
         }
         Rec::DeviceLinked {
             user,
@@ -41,8 +40,7 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
                 ts: *ts,
                 cursors,
             };
-            link_device::apply_device_linked(state, linking, at);
-            Effects::new()
+            link_device::apply_device_linked(state, linking, at)
         }
         Rec::DeviceRevoked { user, device } => revoke_device::apply(state, *user, *device, at),
         Rec::ProfileSet {
@@ -50,10 +48,7 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
             name,
             privacy,
             read_receipts,
-        } => {
-            patch_me::apply(state, *user, (name, *privacy, *read_receipts), at);
-            Effects::new()
-        }
+        } => patch_me::apply(state, *user, (name, *privacy, *read_receipts), at),
         Rec::Cursor {
             user,
             device,
@@ -80,10 +75,7 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
         }
         Rec::MemberAdded { conv, user, role } => add_member::apply(state, *conv, *user, *role, at),
         Rec::MemberRemoved { conv, user } => remove_member::apply(state, *conv, *user, at),
-        Rec::RoleSet { conv, user, role } => {
-            set_role::apply(state, *conv, *user, *role, at);
-            Effects::new()
-        }
+        Rec::RoleSet { conv, user, role } => set_role::apply(state, *conv, *user, *role, at),
         Rec::Message(m) => send::apply(state, m, at),
         Rec::Receipt {
             conv,

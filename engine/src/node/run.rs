@@ -74,6 +74,36 @@ pub fn run(config: Config) -> Result<(), String> {
         stop: AtomicBool::new(false),
         phase: AtomicUsize::new(0),
     });
+    let (handles, ops) = start_cores(&shared, cores)?;
+    drop((listen_guard, ops_guard));
+    let scheme = if shared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "chatd ready {scheme}={} ops={}",
+        shared.listen,
+        ops.unwrap_or(shared.ops_listen)
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    wait_for_signal();
+    info!("stopping");
+    shared.stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        let _ = h.join();
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Starts one pinned executor per core; waits until every core serves
+/// (or one failed). Answers the threads and the ops port's address.
+fn start_cores(
+    shared: &Arc<Shared>,
+    cores: usize,
+) -> Result<(Vec<glommio::ExecutorJoinHandle<()>>, Option<SocketAddr>), String> {
     let mesh = MeshBuilder::<MeshMsg, _>::full(cores, MESH_RING_CAPACITY);
     let cpus: Vec<usize> = glommio::CpuSet::online()
         .map_err(|e| e.to_string())?
@@ -111,27 +141,7 @@ pub fn run(config: Config) -> Result<(), String> {
             Err(_) => return Err("a core stopped during startup".into()),
         }
     }
-    drop((listen_guard, ops_guard));
-    let scheme = if shared.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    println!(
-        "chatd ready {scheme}={} ops={}",
-        shared.listen,
-        ops.unwrap_or(shared.ops_listen)
-    );
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    wait_for_signal();
-    info!("stopping");
-    shared.stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        let _ = h.join();
-    }
-    info!("stopped");
-    Ok(())
+    Ok((handles, ops))
 }
 
 /// The shard count is fixed when a data directory is created.
@@ -189,23 +199,11 @@ async fn core_main(
     let ops_handler = Rc::new(Ops {
         core: std::cell::RefCell::new(None),
     });
-    let mut ops_addr = None;
-    let ops = if id.0 == 0 {
-        let l = chat_net::bind(shared.ops_listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", shared.ops_listen))?;
-        ops_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
-        let cfg = ServeConfig {
-            tls: None,
-            connections_max: 1024,
-        };
-        Some(glommio::spawn_local(serve(
-            l,
-            cfg,
-            ops_handler.clone(),
-            stop.clone(),
-        )))
+    let (ops, ops_addr) = if id.0 == 0 {
+        let (task, addr) = start_ops_port(&shared, &ops_handler, &stop)?;
+        (Some(task), Some(addr))
     } else {
-        None
+        (None, None)
     };
     let cores = shared.config.cores as u16;
     let config = Rc::new(shared.config.clone());
@@ -247,6 +245,23 @@ async fn core_main(
         ops.await;
     }
     Ok(())
+}
+
+/// Core 0 serves the ops port from before recovery on.
+fn start_ops_port(
+    shared: &Shared,
+    handler: &Rc<Ops>,
+    stop: &StopSignal,
+) -> Result<(glommio::Task<()>, SocketAddr), String> {
+    let l = chat_net::bind(shared.ops_listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", shared.ops_listen))?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    let cfg = ServeConfig {
+        tls: None,
+        connections_max: 1024,
+    };
+    let task = glommio::spawn_local(serve(l, cfg, handler.clone(), stop.clone()));
+    Ok((task, addr))
 }
 
 /// Opens a shard's log under `dir` and recovers its state.

@@ -172,101 +172,115 @@ pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Va
     })
 }
 
-/// `/metrics`: Prometheus text format, histograms as summaries (seconds).
-pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
-    let mut out = String::new();
-    let gauge =
-        |out: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(&CoreStats) -> u64| {
-            let _ = writeln!(
-                out,
-                "# HELP chatd_{name} {help}\n# TYPE chatd_{name} {kind}"
-            );
-            for c in all {
-                let _ = writeln!(out, "chatd_{name}{{core=\"{}\"}} {}", c.core, f(c));
-            }
-        };
-    gauge(
-        &mut out,
-        "connections",
-        "Open client connections.",
-        "gauge",
-        &|c| c.connections,
-    );
-    gauge(
-        &mut out,
+/// The per-core counters and gauges of `/metrics`: name, help, type, value.
+type Figure = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&CoreStats) -> u64,
+);
+
+const FIGURES: &[Figure] = &[
+    ("connections", "Open client connections.", "gauge", |c| {
+        c.connections
+    }),
+    (
         "connections_rejected_total",
         "Connections refused at the per-core cap.",
         "counter",
-        &|c| c.connections_rejected,
-    );
-    gauge(
-        &mut out,
+        |c| c.connections_rejected,
+    ),
+    (
         "slow_consumers_dropped_total",
         "Connections closed because their outbound queue was full.",
         "counter",
-        &|c| c.slow_consumers_dropped,
-    );
-    gauge(
-        &mut out,
+        |c| c.slow_consumers_dropped,
+    ),
+    (
         "mesh_sent_total",
         "Messages sent to other cores.",
         "counter",
-        &|c| c.mesh_sent,
-    );
-    gauge(
-        &mut out,
+        |c| c.mesh_sent,
+    ),
+    (
         "mesh_received_total",
         "Messages received from other cores.",
         "counter",
-        &|c| c.mesh_received,
-    );
-    gauge(
-        &mut out,
+        |c| c.mesh_received,
+    ),
+    (
         "mesh_pending_calls",
         "Calls to other cores awaiting an answer.",
         "gauge",
-        &|c| c.mesh_pending_calls,
-    );
-    gauge(
-        &mut out,
+        |c| c.mesh_pending_calls,
+    ),
+    (
         "outbox_queued",
         "Frames queued to connections' sockets.",
         "gauge",
-        &|c| c.outbox_queued,
-    );
-    gauge(
-        &mut out,
+        |c| c.outbox_queued,
+    ),
+    (
         "fsyncs_total",
         "fdatasync calls of the shard logs.",
         "counter",
-        &|c| c.fsyncs,
-    );
-    gauge(
-        &mut out,
+        |c| c.fsyncs,
+    ),
+    (
         "log_bytes_written_total",
         "Bytes written to the shard logs.",
         "counter",
-        &|c| c.bytes_written,
-    );
-    gauge(
-        &mut out,
+        |c| c.bytes_written,
+    ),
+    (
         "effects_pending",
         "Effects of appended records waiting for them to become durable.",
         "gauge",
-        &|c| c.effects_pending,
+        |c| c.effects_pending,
+    ),
+];
+
+/// `/metrics`: Prometheus text format, histograms as summaries (seconds).
+pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
+    let mut out = String::new();
+    for (name, help, kind, value) in FIGURES {
+        let _ = writeln!(
+            out,
+            "# HELP chatd_{name} {help}\n# TYPE chatd_{name} {kind}"
+        );
+        for c in all {
+            let _ = writeln!(out, "chatd_{name}{{core=\"{}\"}} {}", c.core, value(c));
+        }
+    }
+    render_events(&mut out, all);
+    render_latencies(&mut out, all);
+    let _ = writeln!(
+        out,
+        "# HELP chatd_mesh_in_flight Messages on the mesh rings now (sent, not yet received; approximate).\n# TYPE chatd_mesh_in_flight gauge\nchatd_mesh_in_flight {}",
+        mesh_in_flight(all)
     );
-    for (name, pick) in [("events_in_total", true), ("events_out_total", false)] {
+    if let Some(rss) = rss_bytes {
+        let _ = writeln!(out, "# HELP chatd_resident_memory_bytes Resident set size.\n# TYPE chatd_resident_memory_bytes gauge\nchatd_resident_memory_bytes {rss}");
+    }
+    out
+}
+
+fn render_events(out: &mut String, all: &[CoreStats]) {
+    for (name, inbound) in [("events_in_total", true), ("events_out_total", false)] {
         let _ = writeln!(
             out,
             "# HELP chatd_{name} WebSocket events by type.\n# TYPE chatd_{name} counter"
         );
         for c in all {
-            let map = if pick { &c.events_in } else { &c.events_out };
+            let map = if inbound { &c.events_in } else { &c.events_out };
             for (ty, n) in map {
                 let _ = writeln!(out, "chatd_{name}{{core=\"{}\",type=\"{ty}\"}} {n}", c.core);
             }
         }
     }
+}
+
+fn render_latencies(out: &mut String, all: &[CoreStats]) {
     for l in Latency::ALL {
         let name = format!("{}_seconds", l.name());
         let _ = writeln!(
@@ -289,15 +303,6 @@ pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
             let _ = writeln!(out, "chatd_{name}_count{{core=\"{}\"}} {}", c.core, h.len());
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP chatd_mesh_in_flight Messages on the mesh rings now (sent, not yet received; approximate).\n# TYPE chatd_mesh_in_flight gauge\nchatd_mesh_in_flight {}",
-        mesh_in_flight(all)
-    );
-    if let Some(rss) = rss_bytes {
-        let _ = writeln!(out, "# HELP chatd_resident_memory_bytes Resident set size.\n# TYPE chatd_resident_memory_bytes gauge\nchatd_resident_memory_bytes {rss}");
-    }
-    out
 }
 
 /// Messages sent over the mesh and not yet taken off a ring, over all

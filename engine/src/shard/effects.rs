@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::conn::{ConnRef, CLOSE_UNAUTHORIZED};
 use super::mesh::{shard_of, tell, Mesh};
-use super::ops::deliver::{Deliver, DeliverLarge, Notify};
+use super::ops::deliver::{Deliver, DeliverLarge, Delivery, Notify};
 use super::ops::membership::{Joined, Left};
 use super::ops::receipt::{status_later, MoveWatermark};
 use super::runner::Shard;
@@ -84,19 +84,18 @@ async fn deliver(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, m: Arc<MessageRec>, aud
     let started = shard.take_started(m.conv, m.seq);
     shard.cache.borrow_mut().insert(m.clone());
     let event: Arc<str> = message_new(&message_object(&m)).into();
-    let (conv, seq, ts, from) = (m.conv, m.seq, m.ts, (m.sender, m.device));
+    let each = || Delivery {
+        conv: m.conv,
+        seq: m.seq,
+        ts: m.ts,
+        from: (m.sender, m.device),
+        event: event.clone(),
+        started,
+    };
     match audience {
         Audience::Online => {
             for home in 0..mesh.shards() {
-                let op = DeliverLarge {
-                    conv,
-                    seq,
-                    ts,
-                    from,
-                    event: event.clone(),
-                    started,
-                };
-                tell(mesh, ShardId(home), op).await;
+                tell(mesh, ShardId(home), DeliverLarge(each())).await;
             }
         }
         Audience::Members(users) => {
@@ -105,16 +104,15 @@ async fn deliver(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, m: Arc<MessageRec>, aud
                 by_home.entry(shard_of(&**mesh, u.0)).or_default().push(u);
             }
             for (home, users) in by_home {
-                let op = Deliver {
-                    users,
-                    conv,
-                    seq,
-                    ts,
-                    from,
-                    event: event.clone(),
-                    started,
-                };
-                tell(mesh, home, op).await;
+                tell(
+                    mesh,
+                    home,
+                    Deliver {
+                        users,
+                        delivery: each(),
+                    },
+                )
+                .await;
             }
         }
     }

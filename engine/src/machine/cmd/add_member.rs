@@ -8,7 +8,7 @@ use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, UserId};
 use crate::machine::query::conv::admin_conv;
 use crate::machine::records::{Rec, Role};
-use crate::machine::state::{covered, Lsn, Member, State};
+use crate::machine::state::{Lsn, Member, State};
 
 use super::create_group::announce;
 use super::Decision;
@@ -41,15 +41,10 @@ impl AddMember {
 }
 
 pub fn apply(state: &mut State, conv: ConvId, user: UserId, role: Role, at: Lsn) -> Effects {
-    let (floor, large) = (state.replay_floor, state.params.fanout_on_read_members);
-    let c = state
-        .convs
-        .get_mut(&conv)
-        .expect("a member of a known conversation");
-    if covered(floor, c.lsn, at) {
+    let large = state.params.fanout_on_read_members;
+    let Some(c) = state.conv_at(conv, at) else {
         return Effects::new();
-    }
-    c.lsn = at;
+    };
     let was_large = c.is_large(large);
     let joined = c.last_seq();
     assert!(

@@ -7,7 +7,7 @@ use crate::machine::effects::{Effect, Effects};
 use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, DeviceId, Seq, UserId};
 use crate::machine::records::{Mark, Rec};
-use crate::machine::state::{covered, Cursors, Lsn, State};
+use crate::machine::state::{Cursors, Lsn, State};
 
 use super::Decision;
 
@@ -58,15 +58,9 @@ pub fn apply(
     (user, device, conv, mark, seq): (UserId, DeviceId, ConvId, Mark, Seq),
     at: Lsn,
 ) -> Effects {
-    let floor = state.replay_floor;
-    let u = state
-        .users
-        .get_mut(&user)
-        .expect("a cursor of a known user");
-    if covered(floor, u.lsn, at) {
+    let Some(u) = state.user_at(user, at) else {
         return Effects::new();
-    }
-    u.lsn = at;
+    };
     let level = u.level(conv, mark);
     let d = u
         .devices

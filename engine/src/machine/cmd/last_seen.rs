@@ -6,7 +6,7 @@ use crate::machine::effects::{Effect, Effects};
 use crate::machine::error::DomainError;
 use crate::machine::ids::{Millis, UserId};
 use crate::machine::records::Rec;
-use crate::machine::state::{covered, Lsn, State};
+use crate::machine::state::{Lsn, State};
 
 use super::Decision;
 
@@ -30,15 +30,9 @@ impl LastSeen {
 }
 
 pub fn apply(state: &mut State, user: UserId, ts: Millis, at: Lsn) -> Effects {
-    let floor = state.replay_floor;
-    let u = state
-        .users
-        .get_mut(&user)
-        .expect("last seen of a known user");
-    if covered(floor, u.lsn, at) {
+    let Some(u) = state.user_at(user, at) else {
         return Effects::new();
-    }
-    u.lsn = at;
+    };
     u.last_seen = ts;
     vec![Effect::WentOffline { user, at: ts }]
 }

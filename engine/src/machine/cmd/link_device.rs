@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::constants::DEVICES_PER_USER_MAX;
 use crate::machine::ctx::Ctx;
+use crate::machine::effects::Effects;
 use crate::machine::error::DomainError;
 use crate::machine::ids::{mint, ConvId, DeviceId, Millis, Seq, UserId};
 use crate::machine::records::{Privacy, Rec};
@@ -74,7 +75,13 @@ impl LinkDevice {
     }
 }
 
-pub fn apply_user_created(state: &mut State, user: UserId, phone: &str, ts: Millis, at: Lsn) {
+pub fn apply_user_created(
+    state: &mut State,
+    user: UserId,
+    phone: &str,
+    ts: Millis,
+    at: Lsn,
+) -> Effects {
     let floor = state.replay_floor;
     if !covered(floor, state.meta.lsn, at) {
         state.meta.users_minted += 1;
@@ -82,7 +89,7 @@ pub fn apply_user_created(state: &mut State, user: UserId, phone: &str, ts: Mill
     }
     if let Some(u) = state.users.get(&user) {
         assert!(covered(floor, u.lsn, at), "user {user} created twice");
-        return;
+        return Effects::new();
     }
     state.phones.insert(phone.to_string(), user);
     let u = User {
@@ -97,6 +104,7 @@ pub fn apply_user_created(state: &mut State, user: UserId, phone: &str, ts: Mill
         devices_ever: 0,
     };
     state.users.insert(user, u);
+    Effects::new()
 }
 
 /// The fields of `Rec::DeviceLinked`.
@@ -110,16 +118,10 @@ pub struct Linking<'a> {
     pub cursors: &'a [(ConvId, Seq)],
 }
 
-pub fn apply_device_linked(state: &mut State, l: Linking<'_>, at: Lsn) {
-    let floor = state.replay_floor;
-    let u = state
-        .users
-        .get_mut(&l.user)
-        .expect("a device of a known user");
-    if covered(floor, u.lsn, at) {
-        return;
-    }
-    u.lsn = at;
+pub fn apply_device_linked(state: &mut State, l: Linking<'_>, at: Lsn) -> Effects {
+    let Some(u) = state.user_at(l.user, at) else {
+        return Effects::new();
+    };
     assert_eq!(
         l.device.0,
         u.devices_ever + 1,
@@ -149,4 +151,5 @@ pub fn apply_device_linked(state: &mut State, l: Linking<'_>, at: Lsn) {
         "device {} linked twice",
         l.device
     );
+    Effects::new()
 }

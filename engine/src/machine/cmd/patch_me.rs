@@ -1,10 +1,11 @@
 //! `PATCH /v1/me`: name, last-seen privacy, read receipts.
 
 use crate::machine::ctx::Ctx;
+use crate::machine::effects::Effects;
 use crate::machine::error::DomainError;
 use crate::machine::ids::UserId;
 use crate::machine::records::{Privacy, Rec};
-use crate::machine::state::{covered, Lsn, State};
+use crate::machine::state::{Lsn, State};
 
 use super::Decision;
 
@@ -36,16 +37,10 @@ pub fn apply(
     user: UserId,
     (name, privacy, read_receipts): (&Option<String>, Option<Privacy>, Option<bool>),
     at: Lsn,
-) {
-    let floor = state.replay_floor;
-    let u = state
-        .users
-        .get_mut(&user)
-        .expect("a profile of a known user");
-    if covered(floor, u.lsn, at) {
-        return;
-    }
-    u.lsn = at;
+) -> Effects {
+    let Some(u) = state.user_at(user, at) else {
+        return Effects::new();
+    };
     if let Some(name) = name {
         u.name = name.clone();
     }
@@ -55,4 +50,5 @@ pub fn apply(
     if let Some(r) = read_receipts {
         u.read_receipts = r;
     }
+    Effects::new()
 }

@@ -9,7 +9,7 @@ use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, Millis, Seq, UserId};
 use crate::machine::query::conv::member_conv;
 use crate::machine::records::{ConvKind, Mark, Rec};
-use crate::machine::state::{covered, Conv, Lsn, State};
+use crate::machine::state::{Conv, Lsn, State};
 
 use super::Decision;
 
@@ -49,15 +49,9 @@ pub fn apply(
     (conv, user, mark, seq, ts): (ConvId, UserId, Mark, Seq, Millis),
     at: Lsn,
 ) -> Effects {
-    let floor = state.replay_floor;
-    let c = state
-        .convs
-        .get_mut(&conv)
-        .expect("a receipt of a known conversation");
-    if covered(floor, c.lsn, at) {
+    let Some(c) = state.conv_at(conv, at) else {
         return Effects::new();
-    }
-    c.lsn = at;
+    };
     // A member removed since keeps no watermark.
     let Some(m) = c.members.get_mut(&user) else {
         return Effects::new();

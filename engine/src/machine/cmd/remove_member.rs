@@ -8,7 +8,7 @@ use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, UserId};
 use crate::machine::query::conv::member_conv;
 use crate::machine::records::{ConvKind, Rec, Role};
-use crate::machine::state::{covered, Lsn, State};
+use crate::machine::state::{Lsn, State};
 
 use super::create_group::announce;
 use super::Decision;
@@ -56,15 +56,10 @@ impl RemoveMember {
 }
 
 pub fn apply(state: &mut State, conv: ConvId, user: UserId, at: Lsn) -> Effects {
-    let (floor, large) = (state.replay_floor, state.params.fanout_on_read_members);
-    let c = state
-        .convs
-        .get_mut(&conv)
-        .expect("a member of a known conversation");
-    if covered(floor, c.lsn, at) {
+    let large = state.params.fanout_on_read_members;
+    let Some(c) = state.conv_at(conv, at) else {
         return Effects::new();
-    }
-    c.lsn = at;
+    };
     let was_large = c.is_large(large);
     assert!(c.members.remove(&user).is_some(), "removed a non-member");
     let mut effects = vec![Effect::Left { conv, user }];

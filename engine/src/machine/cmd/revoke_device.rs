@@ -6,7 +6,7 @@ use crate::machine::effects::{Effect, Effects};
 use crate::machine::error::DomainError;
 use crate::machine::ids::{DeviceId, UserId};
 use crate::machine::records::Rec;
-use crate::machine::state::{covered, Lsn, State};
+use crate::machine::state::{Lsn, State};
 
 use super::Decision;
 
@@ -34,15 +34,9 @@ impl RevokeDevice {
 }
 
 pub fn apply(state: &mut State, user: UserId, device: DeviceId, at: Lsn) -> Effects {
-    let floor = state.replay_floor;
-    let u = state
-        .users
-        .get_mut(&user)
-        .expect("a revoke of a known user");
-    if covered(floor, u.lsn, at) {
+    let Some(u) = state.user_at(user, at) else {
         return Effects::new();
-    }
-    u.lsn = at;
+    };
     assert!(
         u.devices.remove(&device).is_some(),
         "revoked an unknown device"

@@ -8,7 +8,7 @@ use crate::machine::effects::{Audience, Effect, Effects};
 use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
 use crate::machine::records::{BodyKind, MessageRec, Rec};
-use crate::machine::state::{covered, DedupeKey, Lsn, State};
+use crate::machine::state::{DedupeKey, Lsn, State};
 
 use super::Decision;
 
@@ -73,14 +73,10 @@ impl Send {
 }
 
 pub fn apply(state: &mut State, m: &MessageRec, at: Lsn) -> Effects {
-    let (floor, fanout) = (state.replay_floor, state.params.fanout_on_read_members);
-    let c = state
-        .convs
-        .get_mut(&m.conv)
-        .expect("a message of a known conversation");
-    if covered(floor, c.lsn, at) {
+    let fanout = state.params.fanout_on_read_members;
+    let Some(c) = state.conv_at(m.conv, at) else {
         return Effects::new();
-    }
+    };
     assert_eq!(
         m.seq,
         c.last_seq().next(),
@@ -96,7 +92,6 @@ pub fn apply(state: &mut State, m: &MessageRec, at: Lsn) -> Effects {
     c.last_ts = m.ts;
     let key = DedupeKey::new(m.sender, m.device, &m.client_msg_id);
     c.dedupe.remember(key, m.seq);
-    c.lsn = at;
     let audience = if c.is_large(fanout) {
         Audience::Online
     } else {

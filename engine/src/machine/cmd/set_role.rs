@@ -2,11 +2,12 @@
 //! member's role; a group keeps at least one admin.
 
 use crate::machine::ctx::Ctx;
+use crate::machine::effects::Effects;
 use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, UserId};
 use crate::machine::query::conv::admin_conv;
 use crate::machine::records::{Rec, Role};
-use crate::machine::state::{covered, Lsn, State};
+use crate::machine::state::{Lsn, State};
 
 use super::Decision;
 
@@ -40,15 +41,10 @@ impl SetRole {
     }
 }
 
-pub fn apply(state: &mut State, conv: ConvId, user: UserId, role: Role, at: Lsn) {
-    let floor = state.replay_floor;
-    let c = state
-        .convs
-        .get_mut(&conv)
-        .expect("a role in a known conversation");
-    if covered(floor, c.lsn, at) {
-        return;
-    }
-    c.lsn = at;
+pub fn apply(state: &mut State, conv: ConvId, user: UserId, role: Role, at: Lsn) -> Effects {
+    let Some(c) = state.conv_at(conv, at) else {
+        return Effects::new();
+    };
     c.members.get_mut(&user).expect("a member").role = role;
+    Effects::new()
 }

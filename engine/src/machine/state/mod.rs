@@ -95,6 +95,33 @@ impl State {
         }
     }
 
+    /// The user a record at `at` changes, stamped with it; `None` when the
+    /// user already holds the record (replay over a snapshot).
+    pub fn user_at(&mut self, user: UserId, at: Lsn) -> Option<&mut User> {
+        let floor = self.replay_floor;
+        let u = self.users.get_mut(&user).expect("a record of a known user");
+        if covered(floor, u.lsn, at) {
+            return None;
+        }
+        u.lsn = at;
+        Some(u)
+    }
+
+    /// The conversation a record at `at` changes, stamped with it; `None`
+    /// when it already holds the record.
+    pub fn conv_at(&mut self, conv: ConvId, at: Lsn) -> Option<&mut Conv> {
+        let floor = self.replay_floor;
+        let c = self
+            .convs
+            .get_mut(&conv)
+            .expect("a record of a known conversation");
+        if covered(floor, c.lsn, at) {
+            return None;
+        }
+        c.lsn = at;
+        Some(c)
+    }
+
     /// Rebuilds what is derived from the entities (after a snapshot load).
     pub fn rebuild_derived(&mut self) {
         self.phones = self

@@ -14,87 +14,76 @@ use crate::shard::error::ShardResult;
 use crate::shard::mesh::{Mesh, ShardOp};
 use crate::shard::runner::Shard;
 
-/// A durable message for these members (all of this home).
-pub struct Deliver {
-    pub users: Vec<UserId>,
+/// A durable message on its way to the members' devices.
+pub struct Delivery {
     pub conv: ConvId,
     pub seq: Seq,
     pub ts: Millis,
     pub from: (UserId, DeviceId),
     pub event: Arc<str>,
     pub started: Option<Instant>,
+}
+
+/// A durable message for these members (all of this home).
+pub struct Deliver {
+    pub users: Vec<UserId>,
+    pub delivery: Delivery,
 }
 
 impl ShardOp for Deliver {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        let d = &self.delivery;
         let targets: Vec<_> = {
             let mut soft = shard.soft.borrow_mut();
             for user in &self.users {
-                let Some(p) = soft
-                    .pointers
-                    .get_mut(user)
-                    .and_then(|p| p.get_mut(&self.conv))
-                else {
+                let Some(p) = soft.pointers.get_mut(user).and_then(|p| p.get_mut(&d.conv)) else {
                     continue;
                 };
-                if self.seq > p.last_seq {
-                    (p.last_seq, p.last_ts) = (self.seq, self.ts);
+                if d.seq > p.last_seq {
+                    (p.last_seq, p.last_ts) = (d.seq, d.ts);
                 }
-                if *user == self.from.0 {
-                    p.own_last = p.own_last.max(self.seq);
+                if *user == d.from.0 {
+                    p.own_last = p.own_last.max(d.seq);
                 }
             }
-            let from = self.from;
             self.users
                 .iter()
                 .flat_map(|u| soft.conns_of(*u).map(move |o| (*u, o)))
-                .filter(|(u, o)| (*u, o.device) != from)
+                .filter(|(u, o)| (*u, o.device) != d.from)
                 .map(|(_, o)| o.conn)
                 .collect()
         };
-        let tag = Some((self.conv, self.seq));
-        push_to(&mesh, targets.into_iter(), &self.event, tag, self.started).await;
+        let tag = Some((d.conv, d.seq));
+        push_to(&mesh, targets.into_iter(), &d.event, tag, d.started).await;
         Ok(())
     }
 }
 
 /// A durable message of a large group (fan-out on read): every shard
 /// pushes it to the members it has online; offline ones pull on connect.
-pub struct DeliverLarge {
-    pub conv: ConvId,
-    pub seq: Seq,
-    pub ts: Millis,
-    pub from: (UserId, DeviceId),
-    pub event: Arc<str>,
-    pub started: Option<Instant>,
-}
+pub struct DeliverLarge(pub Delivery);
 
 impl ShardOp for DeliverLarge {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
-        let users = shard
+        let online = shard
             .soft
             .borrow()
             .online_by_conv
-            .get(&self.conv)
-            .cloned()
-            .unwrap_or_default();
-        if users.is_empty() {
+            .get(&self.0.conv)
+            .cloned();
+        let Some(users) = online.filter(|u| !u.is_empty()) else {
             return Ok(());
-        }
-        let deliver = Deliver {
-            users,
-            conv: self.conv,
-            seq: self.seq,
-            ts: self.ts,
-            from: self.from,
-            event: self.event,
-            started: self.started,
         };
-        deliver.run(shard, mesh).await
+        Deliver {
+            users,
+            delivery: self.0,
+        }
+        .run(shard, mesh)
+        .await
     }
 }
 
