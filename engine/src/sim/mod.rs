@@ -59,13 +59,25 @@ fn config(sim: &SimConfig) -> Result<Config, String> {
 
 /// Runs one seed to its end; the error names the broken invariant.
 pub fn run(sim: SimConfig) -> Result<Tally, String> {
+    run_all(vec![sim]).map(|t| t[0]).map_err(|(_, e)| e)
+}
+
+/// Runs seeds one after the other on one executor (a thread each would
+/// cost more than the runs); the error names the seed and the invariant.
+pub fn run_all(sims: Vec<SimConfig>) -> Result<Vec<Tally>, (u64, String)> {
     let handle = glommio::LocalExecutorBuilder::default()
         .name("chatd-sim")
-        .spawn(move || async move { run_inside(sim).await })
-        .map_err(|e| format!("executor: {e}"))?;
+        .spawn(move || async move {
+            let mut tallies = Vec::with_capacity(sims.len());
+            for sim in sims {
+                tallies.push(run_inside(sim).await.map_err(|e| (sim.seed, e))?);
+            }
+            Ok(tallies)
+        })
+        .map_err(|e| (0, format!("executor: {e}")))?;
     handle
         .join()
-        .map_err(|e| format!("the simulation panicked: {e:?}"))?
+        .map_err(|e| (0, format!("the simulation panicked: {e:?}")))?
 }
 
 async fn run_inside(sim: SimConfig) -> Result<Tally, String> {
@@ -94,6 +106,11 @@ async fn run_inside(sim: SimConfig) -> Result<Tally, String> {
         .checkpoint()
         .await
         .map_err(|e| format!("final checkpoint: {e}"))?;
+    // Nothing is in flight: free every incarnation of the node.
+    world.node.stop();
+    for old in &world.retired {
+        old.stop();
+    }
     Ok(world.tally)
 }
 
@@ -213,7 +230,10 @@ impl World {
         self.tally.crashes += 1;
         let clock = self.node.clock.clone();
         let node = SimNode::start(&self.config, logs, clock).await?;
-        self.node = node;
+        // The dead incarnation keeps serving its tasks in flight (their
+        // replies tell the model what was acknowledged) until the run ends.
+        let dead = std::mem::replace(&mut self.node, node);
+        self.retired.push(dead);
         self.checkpoint().await?;
         self.outlets.clear();
         Ok(())

@@ -5,6 +5,7 @@
 //!
 //! Lives on: the simulation's thread (one glommio executor).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
@@ -21,16 +22,26 @@ use crate::shard::ops::membership::Announce;
 use crate::shard::runner::{params, Shard};
 use crate::shard::storage::LocalBoxFuture;
 
-/// Queues from every core to every core (one inbox per core, FIFO).
-struct Queues(Rc<Vec<LocalSender<MeshMsg>>>);
+/// The inboxes of every core (one per core, FIFO); emptied by `stop`.
+type Inboxes = Rc<RefCell<Vec<Rc<LocalSender<MeshMsg>>>>>;
+
+/// Queues from every core to every core.
+struct Queues(Inboxes);
 
 impl Transport for Queues {
     fn send(&self, to: CoreId, msg: MeshMsg) -> LocalBoxFuture<'_, Result<(), Gone>> {
-        Box::pin(async move { self.0[to.0 as usize].send(msg).await.map_err(|_| Gone) })
+        let inbox = self.0.borrow().get(to.0 as usize).cloned();
+        Box::pin(async move {
+            match inbox {
+                Some(inbox) => inbox.send(msg).await.map_err(|_| Gone),
+                None => Err(Gone),
+            }
+        })
     }
 }
 
 pub struct SimNode {
+    inboxes: Inboxes,
     pub cores: Vec<Rc<Core>>,
     pub logs: Vec<MemLog>,
     pub clock: Rc<ManualClock>,
@@ -48,7 +59,7 @@ impl SimNode {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores)
             .map(|_| local_channel::new_bounded(crate::constants::MESH_RING_CAPACITY))
             .unzip();
-        let senders = Rc::new(senders);
+        let senders: Inboxes = Rc::new(RefCell::new(senders.into_iter().map(Rc::new).collect()));
         let mut built = Vec::new();
         for (id, inbox) in receivers.into_iter().enumerate() {
             let mut local = vec![None; shards as usize];
@@ -91,6 +102,7 @@ impl SimNode {
             core.ready.set(true);
         }
         Ok(SimNode {
+            inboxes: senders,
             cores: built,
             logs,
             clock,
@@ -106,6 +118,12 @@ impl SimNode {
         for log in &self.logs {
             log.flush();
         }
+    }
+
+    /// Ends the cores' mesh: their serving tasks finish and the node can be
+    /// freed (only once nothing is in flight on it).
+    pub fn stop(&self) {
+        self.inboxes.borrow_mut().clear();
     }
 
     /// The process dies: every log keeps what was durable.

@@ -92,6 +92,8 @@ pub struct World {
     pub rng: Rng,
     pub config: Config,
     pub node: SimNode,
+    /// Earlier incarnations of the node (crashed), stopped at the end.
+    pub retired: Vec<SimNode>,
     pub devices: Vec<SimDevice>,
     pub convs: Vec<SimConv>,
     pub model: Model,
@@ -155,6 +157,7 @@ impl World {
             rng: Rng::new(seed),
             config,
             node,
+            retired: Vec::new(),
             devices: Vec::new(),
             convs: Vec::new(),
             model: Model::default(),
