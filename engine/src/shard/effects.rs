@@ -5,7 +5,7 @@
 //! at a time in log order (so a conversation's messages go out in seq
 //! order, and each peer ring is entered in that order).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -99,7 +99,7 @@ async fn deliver(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, m: Arc<MessageRec>, aud
             }
         }
         Audience::Members(users) => {
-            let mut by_home: HashMap<ShardId, Vec<UserId>> = HashMap::new();
+            let mut by_home: BTreeMap<ShardId, Vec<UserId>> = BTreeMap::new();
             for u in users {
                 by_home.entry(shard_of(&**mesh, u.0)).or_default().push(u);
             }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chat_log::{Entry, Offset, Term};
 use glommio::sync::Semaphore;
@@ -272,7 +272,7 @@ impl Shard {
                     return;
                 }
                 if !me.rebuild().await && !me.log.is_closed() {
-                    glommio::timer::sleep(Duration::from_millis(REBUILD_RETRY_MS)).await;
+                    me.clock.sleep(REBUILD_RETRY_MS).await;
                 }
             }
         })
@@ -321,7 +321,7 @@ impl Shard {
             }
         });
         let give_up = async {
-            glommio::timer::sleep(Duration::from_millis(REBUILD_WAIT_MS)).await;
+            self.clock.sleep(REBUILD_WAIT_MS).await;
             Err(unavailable("recovering from a failed write"))
         };
         futures_lite::future::or(wait, give_up).await

@@ -1,7 +1,7 @@
 //! Group `message.status`: for each sender of a message in a range, the
 //! counts of its latest one there.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::constants::STATUS_SCAN_MESSAGES_MAX;
 use crate::machine::ids::{ConvId, Seq, UserId};
@@ -24,7 +24,7 @@ pub fn statuses(state: &State, conv: ConvId, lo: Seq, hi: Seq) -> Vec<Status> {
     let lo = lo
         .max(Seq(hi.0.saturating_sub(STATUS_SCAN_MESSAGES_MAX)))
         .max(Seq(1));
-    let mut latest: HashMap<UserId, Seq> = HashMap::new();
+    let mut latest: BTreeMap<UserId, Seq> = BTreeMap::new();
     for seq in (lo.0..=hi.0).rev() {
         if let Some(sender) = c.senders.get(Seq(seq)) {
             latest.entry(sender).or_insert(Seq(seq));

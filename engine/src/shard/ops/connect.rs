@@ -34,7 +34,7 @@ impl Connect {
         let Some(pointers) = soft.pointers.get(&self.user) else {
             return Ok(Vec::new());
         };
-        let plan = pointers
+        let mut plan: Vec<(ConvId, Seq)> = pointers
             .values()
             .map(|p| {
                 let cursor = d.cursors.get(&p.conv).map_or(p.joined, |c| c.delivered);
@@ -45,6 +45,8 @@ impl Connect {
             .filter(|(p, cursor)| p.last_seq > *cursor || p.large)
             .map(|(p, cursor)| (p.conv, cursor))
             .collect();
+        // The same order on every run (the map's is not).
+        plan.sort_unstable();
         Ok(plan)
     }
 }

@@ -19,7 +19,7 @@ pub mod receipt;
 pub mod send;
 pub mod typing;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,7 +38,7 @@ pub async fn push_to(
     tag: Option<(ConvId, Seq)>,
     started: Option<Instant>,
 ) {
-    let mut by_core: HashMap<CoreId, Vec<ConnId>> = HashMap::new();
+    let mut by_core: BTreeMap<CoreId, Vec<ConnId>> = BTreeMap::new();
     for c in conns {
         by_core.entry(c.core).or_default().push(c.conn);
     }

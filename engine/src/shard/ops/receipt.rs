@@ -5,7 +5,6 @@
 //! Lives on: the conversation's home shard.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use crate::constants::STATUS_COALESCE_MS;
 use crate::machine::cmd::receipt::Receipt;
@@ -58,7 +57,7 @@ pub fn status_later(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, conv: ConvId, seq: S
     }
     let (shard, mesh) = (shard.clone(), mesh.clone());
     glommio::spawn_local(async move {
-        glommio::timer::sleep(Duration::from_millis(STATUS_COALESCE_MS)).await;
+        shard.clock.sleep(STATUS_COALESCE_MS).await;
         let Some((lo, hi)) = shard.soft.borrow_mut().status_pending.remove(&conv) else {
             return;
         };

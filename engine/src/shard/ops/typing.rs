@@ -2,7 +2,7 @@
 //!
 //! Lives on: the conversation's home shard.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -42,7 +42,7 @@ impl ShardOp for Typing {
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
         let others = others(&shard.state(), self.conv, self.user)?;
         let event: Arc<str> = typing_event(self.conv, self.user, self.state.as_str()).into();
-        let mut by_home: HashMap<ShardId, Vec<UserId>> = HashMap::new();
+        let mut by_home: BTreeMap<ShardId, Vec<UserId>> = BTreeMap::new();
         for u in others {
             by_home.entry(shard_of(&*mesh, u.0)).or_default().push(u);
         }
