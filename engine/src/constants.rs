@@ -111,6 +111,3 @@ const _: () = assert!(REBUILD_RETRY_MS < REBUILD_WAIT_MS);
 pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= chat_log::constants::SNAPSHOT_CHUNK_SIZE_BYTES_MAX);
 
-/// Effects waiting for their records to become durable, per shard, before
-/// new writes wait (backpressure on the proposers).
-pub const EFFECTS_PENDING_MAX: usize = 65_536;
