@@ -110,4 +110,3 @@ const _: () = assert!(REBUILD_RETRY_MS < REBUILD_WAIT_MS);
 /// yields to the shard's other tasks between chunks.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= chat_log::constants::SNAPSHOT_CHUNK_SIZE_BYTES_MAX);
-
