@@ -478,6 +478,13 @@ def assert_ws_error(ev, code, what):
                f"{what}: rate_limited without a numeric retry_after_ms: {short(ev)}")
 
 
+def expect_refused(w, what):
+    """An `error unauthorized` event, then the socket closed with 4401."""
+    ev = w.expect("error", what)
+    assert_ws_error(ev, "unauthorized", what)
+    eq(w.expect_close(what), 4401, "close code")
+
+
 # ------------------------------------------------------------- context ----
 
 
@@ -896,9 +903,7 @@ def _(c):
     eq([d.get("device_id") for d in me["devices"]], [a.device_id], "devices after revoke")
     w = Ws(c.http, b.token)
     c.sockets.append(w)
-    ev = w.expect("error", "WS with a revoked token")
-    assert_ws_error(ev, "unauthorized", "WS with a revoked token")
-    eq(w.expect_close("WS with a revoked token"), 4401, "close code")
+    expect_refused(w, "WS with a revoked token")
 
 
 @check("device.revoke_self_and_foreign_404")
@@ -1182,9 +1187,7 @@ def _(c):
 def _(c):
     w = c.raw_ws()
     w.send({"type": "auth", "token": "garbage"})
-    ev = w.expect("error", "bad token in the auth frame")
-    assert_ws_error(ev, "unauthorized", "bad token in the auth frame")
-    eq(w.expect_close("bad token in the auth frame"), 4401, "close code")
+    expect_refused(w, "bad token in the auth frame")
 
 
 @check("ws.auth_bad_token_header_4401")
@@ -1194,18 +1197,14 @@ def _(c):
     except HandshakeRefused as e:
         raise Fail(f"upgrade with a bad Authorization header refused with HTTP {e.status} "
                    f"(contract: error unauthorized, then close 4401)")
-    ev = w.expect("error", "bad token in the header")
-    assert_ws_error(ev, "unauthorized", "bad token in the header")
-    eq(w.expect_close("bad token in the header"), 4401, "close code")
+    expect_refused(w, "bad token in the header")
 
 
 @check("ws.auth_first_frame_not_auth_4401")
 def _(c):
     w = c.raw_ws()
     w.send({"type": "ping"})
-    ev = w.expect("error", "first frame not auth")
-    assert_ws_error(ev, "unauthorized", "first frame not auth")
-    eq(w.expect_close("first frame not auth"), 4401, "close code")
+    expect_refused(w, "first frame not auth")
 
 
 @check("ws.auth_again_after_ok_bad_request")
