@@ -354,8 +354,9 @@ fn collect_group(g: &mut Group, out: &mut Output, batch: &mut Batch, stats: &mut
     if rd.ss().is_some_and(|ss| ss.raft_state == StateRole::Leader) {
         stats.leaderships += 1;
     }
-    let to_out = |m: Message| Outgoing {
-        group: g.id,
+    let id = g.id;
+    let to_out = move |m: Message| Outgoing {
+        group: id,
         to: NodeId(m.to),
         msg: m,
     };
@@ -387,11 +388,6 @@ fn collect_group(g: &mut Group, out: &mut Output, batch: &mut Batch, stats: &mut
     for e in &committed {
         g.resolve(e, &mut out.outcomes);
     }
-    let to_out = |m: Message| Outgoing {
-        group: g.id,
-        to: NodeId(m.to),
-        msg: m,
-    };
     batch
         .held
         .extend(rd.take_persisted_messages().into_iter().map(to_out));

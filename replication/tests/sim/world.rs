@@ -115,8 +115,8 @@ impl World {
 
     fn step(&mut self, faulty: bool) -> Check {
         self.now += 1;
-        self.deliver()?;
-        self.complete_writes()?;
+        self.deliver();
+        self.complete_writes();
         for i in 0..NODES as usize {
             if let Some(n) = self.nodes[i].as_mut() {
                 if (self.now + i as u64 * 3).is_multiple_of(TICK_MS) {
@@ -134,7 +134,7 @@ impl World {
         self.check_leaders()
     }
 
-    fn deliver(&mut self) -> Check {
+    fn deliver(&mut self) {
         for m in self.net.due(self.now) {
             let i = (m.to.0 - 1) as usize;
             let snapshot = m.msg.get_msg_type() == MessageType::MsgSnapshot;
@@ -150,10 +150,9 @@ impl World {
                 let _ = n.driver.step(m.group, m.msg);
             }
         }
-        Ok(())
     }
 
-    fn complete_writes(&mut self) -> Check {
+    fn complete_writes(&mut self) {
         for i in 0..NODES as usize {
             let Some(n) = self.nodes[i].as_mut() else {
                 continue;
@@ -164,7 +163,6 @@ impl World {
                 }
             }
         }
-        Ok(())
     }
 
     /// Clients propose to a random node's group, following a leader hint once.
