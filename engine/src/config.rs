@@ -37,6 +37,13 @@ pub enum Command {
         #[arg(long, default_value = "chatd-key.pem")]
         key: PathBuf,
     },
+    /// Print a table of the cluster: each node's view of every shard
+    /// (role, term, leader, commit and applied index, follower lag).
+    ClusterStatus {
+        /// The nodes' ops addresses (HOST:PORT), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        ops: Vec<String>,
+    },
 }
 
 /// Every setting; each is also a key of the TOML file (same spelling).
@@ -98,6 +105,33 @@ pub struct Flags {
     /// Records between two snapshots of a shard [default: 200000]
     #[arg(long)]
     pub snapshot_records: Option<u64>,
+    /// This node's id in a cluster (goes with --peers)
+    #[arg(long)]
+    pub node_id: Option<u64>,
+    /// Every member of the cluster, this node included: ID=HOST:PORT,...
+    /// (each node listens for its peers on its own entry's address)
+    #[arg(long)]
+    pub peers: Option<String>,
+    /// Raft ticks without a leader's word before an election [default: 10]
+    #[arg(long)]
+    pub election_ticks: Option<usize>,
+    /// Raft ticks between a leader's heartbeats [default: 2]
+    #[arg(long)]
+    pub heartbeat_ticks: Option<usize>,
+    /// Milliseconds per Raft tick [default: 50]
+    #[arg(long)]
+    pub raft_tick_ms: Option<u64>,
+}
+
+/// Cluster mode: who this node is, every member, and Raft's timing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub node: u64,
+    /// Every member (this node included) and where it listens for peers.
+    pub peers: Vec<(u64, String)>,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    pub tick_ms: u64,
 }
 
 /// Where OTP codes are delivered.
@@ -128,6 +162,8 @@ pub struct Config {
     pub outbox_frames_max: usize,
     pub connections_per_core_max: usize,
     pub snapshot_records: u64,
+    /// `None`: a single node (no `--peers`).
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -138,6 +174,7 @@ impl Config {
             None => Flags::default(),
         };
         let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cluster = cluster(&flags, &file)?;
         let cores = flags.cores.or(file.cores).unwrap_or(online);
         let config = Config {
             listen: pick(flags.listen, file.listen, "127.0.0.1:8080".parse().unwrap()),
@@ -187,6 +224,7 @@ impl Config {
                 file.snapshot_records,
                 SNAPSHOT_RECORDS_INTERVAL,
             ),
+            cluster,
         };
         config.validate(online)?;
         Ok(config)
@@ -221,6 +259,81 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn cluster(flags: &Flags, file: &Flags) -> Result<Option<ClusterConfig>, String> {
+    use chat_replication::constants::{
+        ELECTION_TICKS_DEFAULT, HEARTBEAT_TICKS_DEFAULT, TICK_INTERVAL_MS_DEFAULT,
+    };
+    let node = flags.node_id.or(file.node_id);
+    let peers = flags.peers.clone().or(file.peers.clone());
+    let (node, peers) = match (node, peers) {
+        (None, None) => return Ok(None),
+        (Some(node), Some(peers)) => (node, parse_peers(&peers)?),
+        _ => return Err("--node-id and --peers go together".into()),
+    };
+    if !peers.iter().any(|(id, _)| *id == node) {
+        return Err(format!(
+            "--peers does not list this node (--node-id {node})"
+        ));
+    }
+    let c = ClusterConfig {
+        node,
+        peers,
+        election_ticks: pick(
+            flags.election_ticks,
+            file.election_ticks,
+            ELECTION_TICKS_DEFAULT,
+        ),
+        heartbeat_ticks: pick(
+            flags.heartbeat_ticks,
+            file.heartbeat_ticks,
+            HEARTBEAT_TICKS_DEFAULT,
+        ),
+        tick_ms: pick(
+            flags.raft_tick_ms,
+            file.raft_tick_ms,
+            TICK_INTERVAL_MS_DEFAULT,
+        ),
+    };
+    if c.heartbeat_ticks == 0 || c.election_ticks <= c.heartbeat_ticks {
+        return Err("--election-ticks must be above --heartbeat-ticks (and both positive)".into());
+    }
+    if c.tick_ms == 0 || c.tick_ms > 10_000 {
+        return Err("--raft-tick-ms must be 1..=10000".into());
+    }
+    Ok(Some(c))
+}
+
+/// `1=127.0.0.1:7001,2=...`: ids above 0, each once, each with a port.
+fn parse_peers(text: &str) -> Result<Vec<(u64, String)>, String> {
+    let mut out: Vec<(u64, String)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--peers entry {item:?} is not ID=HOST:PORT"))?;
+        let id: u64 =
+            id.trim().parse().ok().filter(|&i| i > 0).ok_or_else(|| {
+                format!("--peers entry {item:?}: the id must be a number above 0")
+            })?;
+        let port = addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        if !matches!(port, Some(p) if p > 0) {
+            return Err(format!(
+                "--peers entry {item:?}: needs HOST:PORT with a real port"
+            ));
+        }
+        if out.iter().any(|(other, _)| *other == id) {
+            return Err(format!("--peers lists node {id} twice"));
+        }
+        out.push((id, addr.trim().to_string()));
+    }
+    if out.is_empty() {
+        return Err("--peers is empty".into());
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {

@@ -110,3 +110,14 @@ const _: () = assert!(REBUILD_RETRY_MS < REBUILD_WAIT_MS);
 /// yields to the shard's other tasks between chunks.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= chat_log::constants::SNAPSHOT_CHUNK_SIZE_BYTES_MAX);
+
+/// How long a write forwarded to its shard's leader waits for the answer.
+pub const FORWARD_WAIT_MS: u64 = 10_000;
+/// How long a write waits for its shard to have a leader (an election).
+pub const LEADER_WAIT_MS: u64 = 5_000;
+/// Between two looks for a leader while one is being elected.
+pub const LEADER_POLL_MS: u64 = 20;
+/// One try of a read index (a leader that died drops it: ask again).
+pub const READ_INDEX_TRY_MS: u64 = 500;
+const _: () = assert!(LEADER_POLL_MS < LEADER_WAIT_MS && LEADER_WAIT_MS < FORWARD_WAIT_MS);
+const _: () = assert!(READ_INDEX_TRY_MS < LEADER_WAIT_MS);

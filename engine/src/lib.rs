@@ -7,6 +7,7 @@
 //! - `config.rs`    flags, TOML file, defaults
 //! - `machine/`     the pure chat state machine: records, state, commands, apply, effects, queries, snapshots
 //! - `wire/`        the JSON text of server events (encoded once per message)
+//! - `cluster/`     cluster mode: Raft per shard, peer links, forwarding to leaders
 //! - `shard/`       the I/O shell: log store, write path, effects, recovery, snapshots, soft state, operations
 //! - `node/`        cores, the mesh, connections, stats, startup and shutdown
 //! - `front/`       REST, WebSocket sessions, error shapes, the ops port
@@ -14,6 +15,7 @@
 //!
 //! docs/ARCHITECTURE.md draws how a message flows through them.
 
+pub mod cluster;
 pub mod config;
 pub mod constants;
 pub mod front;

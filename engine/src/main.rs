@@ -44,6 +44,10 @@ fn main() {
             }
         }
     }
+    if let Some(Command::ClusterStatus { ops }) = &cli.command {
+        let ok = chat_engine::cluster::status_cmd::run(ops);
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     let config = match Config::resolve(cli.flags) {
         Ok(c) => c,
         Err(e) => {
@@ -51,6 +55,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Err(e) = chat_engine::node::run::check_cluster(&config) {
+        tracing::error!("{e}");
+        std::process::exit(2);
+    }
     if let Err(e) = chat_engine::node::run::run(config) {
         tracing::error!("{e}");
         std::process::exit(1);

@@ -54,6 +54,7 @@ pub use appender::{Appended, Entry};
 pub use archive::to_archive;
 pub use durable::DurableFuture;
 pub use error::{LogError, Result};
+pub use file::write_atomic;
 pub use log::{Config, IoStats, Log, SegmentInfo};
 pub use maintenance::{Retained, Retention};
 pub use reader::{LogReader, Record};

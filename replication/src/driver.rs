@@ -143,8 +143,9 @@ impl Driver {
                 conf.voters
             ));
         }
-        let config = self.config(boot.snapshot.get_metadata().index);
+        let applied = boot.applied.max(boot.snapshot.get_metadata().index);
         let store = GroupStore::boot(boot);
+        let config = self.config(applied.min(store.hard_state().commit));
         let raw = RawNode::new(&config, store.clone(), &self.logger).map_err(|e| e.to_string())?;
         let timeouts = (config.min_election_tick(), config.max_election_tick());
         let g = Group::new(group, raw, store, replicas[0], self.settings.seed, timeouts);
@@ -174,10 +175,12 @@ impl Driver {
         self.ticks += 1;
         let balance = self.ticks.is_multiple_of(BALANCE_INTERVAL_TICKS);
         for g in self.groups.values_mut() {
-            g.raw.tick();
+            // Before the tick: a tick that ends an election timeout resets
+            // every follower's `recent_active` (check quorum).
             if balance {
                 balance_leader(g, self.node);
             }
+            g.raw.tick();
             g.pin_timeout();
         }
     }
@@ -227,6 +230,23 @@ impl Driver {
         assert_eq!(index, before + 1, "a proposal is one entry");
         g.track(index, term, token);
         Ok(Proposed { index, term })
+    }
+
+    /// Asks for a read index of `group` (linearizable reads on any
+    /// replica): it comes out of a later `collect` as a `ReadDone` with
+    /// `token` once this replica learned the leader's commit index as of
+    /// now, confirmed by a quorum. Without a leader raft-rs drops the
+    /// request: the caller bounds its wait.
+    pub fn read_index(&mut self, group: GroupId, token: Token) -> Result<(), ProposeError> {
+        let g = self
+            .groups
+            .get_mut(&group)
+            .ok_or(ProposeError::UnknownGroup)?;
+        if g.raw.raft.leader_id == 0 {
+            return Err(ProposeError::NotLeader { leader: None });
+        }
+        g.raw.read_index(token.0.to_le_bytes().to_vec());
+        Ok(())
     }
 
     /// Whether `collect` has anything to hand out.
@@ -361,6 +381,16 @@ fn collect_group(g: &mut Group, out: &mut Output, batch: &mut Batch, stats: &mut
         msg: m,
     };
     out.send.extend(rd.take_messages().into_iter().map(to_out));
+    for rs in rd.take_read_states() {
+        // Only our own requests carry a context, always 8 bytes.
+        if let Ok(token) = <[u8; 8]>::try_from(&rs.request_ctx[..]) {
+            out.reads.push(crate::outcome::ReadDone {
+                group: id,
+                token: Token(u64::from_le_bytes(token)),
+                index: rs.index,
+            });
+        }
+    }
     let mut persist = Persist {
         group: g.id,
         must_sync: rd.must_sync(),

@@ -4,7 +4,9 @@
 //! u32 body length (LE) | u8 version | u8 kind | u16 zero | u32 CRC32 of body | body
 //! ```
 //! Kinds: `Hello` (the first frame on a link: cluster id, sender node and
-//! core) and `Raft` (a batch of raft messages, each with its group). Peer
+//! core), `Raft` (a batch of raft messages, each with its group), and
+//! `Call`/`Answer` (an opaque request for a group's leader and its reply,
+//! matched by id: the shell forwards work with them). Peer
 //! bytes are untrusted: every length is bounded before anything is
 //! allocated, and a bad frame is an error that closes the link, never a
 //! panic. Plain functions; any core.
@@ -19,6 +21,8 @@ use crate::ids::{GroupId, NodeId};
 
 const KIND_HELLO: u8 = 1;
 const KIND_RAFT: u8 = 2;
+const KIND_CALL: u8 = 3;
+const KIND_ANSWER: u8 = 4;
 
 /// A decoded peer frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +33,17 @@ pub enum Frame {
         core: u32,
     },
     Raft(Vec<(GroupId, Message)>),
+    /// Work for `group`'s leader; `id` names the caller's wait.
+    Call {
+        id: u64,
+        group: GroupId,
+        body: Vec<u8>,
+    },
+    /// The reply to the call `id`.
+    Answer {
+        id: u64,
+        body: Vec<u8>,
+    },
 }
 
 /// Why a peer's bytes were refused.
@@ -92,6 +107,17 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             }
             KIND_RAFT
         }
+        Frame::Call { id, group, body } => {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&group.0.to_le_bytes());
+            out.extend_from_slice(body);
+            KIND_CALL
+        }
+        Frame::Answer { id, body } => {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(body);
+            KIND_ANSWER
+        }
     };
     let body_len = out.len() - start - FRAME_HEADER_SIZE_BYTES;
     assert!(
@@ -132,6 +158,23 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
     let frame = match buf[5] {
         KIND_HELLO => decode_hello(body)?,
         KIND_RAFT => decode_raft(body)?,
+        KIND_CALL => {
+            let mut r = Reader(body);
+            let (id, group) = (r.u64()?, GroupId(r.u32()?));
+            Frame::Call {
+                id,
+                group,
+                body: r.0.to_vec(),
+            }
+        }
+        KIND_ANSWER => {
+            let mut r = Reader(body);
+            let id = r.u64()?;
+            Frame::Answer {
+                id,
+                body: r.0.to_vec(),
+            }
+        }
         k => return Err(FrameError::Kind(k)),
     };
     Ok(Some((frame, FRAME_HEADER_SIZE_BYTES + len)))
@@ -234,6 +277,20 @@ mod tests {
             &mut buf,
         );
         encode(&sample(), &mut buf);
+        let call = Frame::Call {
+            id: 5,
+            group: GroupId(3),
+            body: b"x".to_vec(),
+        };
+        let answer = Frame::Answer {
+            id: 5,
+            body: Vec::new(),
+        };
+        let mut tail = Vec::new();
+        encode(&call, &mut tail);
+        encode(&answer, &mut tail);
+        let (c, n) = decode(&tail).unwrap().unwrap();
+        assert_eq!((c, decode(&tail[n..]).unwrap().unwrap().0), (call, answer));
         let (first, used) = decode(&buf).unwrap().unwrap();
         assert_eq!(
             first,

@@ -42,7 +42,7 @@ mod store;
 pub use driver::{Driver, ProposeError, Proposed, Settings, StepError};
 pub use frame::{decode as decode_frame, encode as encode_frame, Frame, FrameError};
 pub use ids::{BatchId, GroupId, NodeId, Token};
-pub use outcome::{Apply, Outcome, Outgoing, Output, Persist};
+pub use outcome::{Apply, Outcome, Outgoing, Output, Persist, ReadDone};
 pub use placement::{Membership, MembershipError};
 pub use status::{DriverStats, GroupStatus, Role};
 pub use store::{Boot, GroupStore};

@@ -55,6 +55,16 @@ pub struct Outgoing {
     pub msg: Message,
 }
 
+/// A read index this replica asked for (`Driver::read_index`): reads
+/// that began before the request are safe once the state machine applied
+/// through `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadDone {
+    pub group: GroupId,
+    pub token: Token,
+    pub index: u64,
+}
+
 /// Everything one `Driver::collect` produced.
 #[derive(Debug, Default)]
 pub struct Output {
@@ -66,6 +76,7 @@ pub struct Output {
     pub send: Vec<Outgoing>,
     pub apply: Vec<Apply>,
     pub outcomes: Vec<Outcome>,
+    pub reads: Vec<ReadDone>,
 }
 
 impl Output {
@@ -76,5 +87,6 @@ impl Output {
             && self.send.is_empty()
             && self.apply.is_empty()
             && self.outcomes.is_empty()
+            && self.reads.is_empty()
     }
 }

@@ -29,6 +29,9 @@ pub struct Boot {
     pub snapshot: Snapshot,
     /// The durable entries after the snapshot, dense and in order.
     pub entries: Vec<Entry>,
+    /// How far the shell's state machine already applied (it replayed
+    /// these itself); raised to the snapshot's index, capped at commit.
+    pub applied: u64,
 }
 
 #[derive(Debug, Default)]

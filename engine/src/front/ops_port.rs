@@ -1,5 +1,6 @@
 //! The ops port: `/metrics` (Prometheus), `/stats` (JSON), `/healthz`,
-//! `/readyz` (503 until every shard recovered and announced).
+//! `/readyz` (503 until every shard recovered and announced, and in
+//! cluster mode while a shard has no leader this node knows of).
 //!
 //! Lives on: core 0; it serves from before recovery until shutdown.
 
@@ -21,13 +22,26 @@ pub struct Ops {
     pub core: std::cell::RefCell<Option<Rc<Core>>>,
 }
 
+/// Cluster mode: this node sees a leader for every shard (a single node
+/// always does).
+async fn every_shard_led(core: &Rc<Core>) -> bool {
+    let all = core.all_stats().await;
+    all.iter()
+        .filter_map(|c| c.raft.as_ref())
+        .flat_map(|r| r.replicas.iter())
+        .all(|r| r.leader.is_some())
+}
+
 impl Handler for Ops {
     async fn request(&self, req: Request) -> Response {
         if req.method != Method::GET {
             return Response::error(405, "bad_request", "the ops port answers GET only");
         }
         let core = self.core.borrow().clone();
-        let ready = core.as_ref().is_some_and(|c| c.ready.get());
+        let mut ready = core.as_ref().is_some_and(|c| c.ready.get());
+        if ready && req.path == "/readyz" {
+            ready = every_shard_led(core.as_ref().expect("ready has a core")).await;
+        }
         match req.path.as_str() {
             "/healthz" => json_response(200, &json!({"status": "ok"})),
             "/readyz" if ready => json_response(200, &json!({"status": "ready"})),

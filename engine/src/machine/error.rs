@@ -5,7 +5,7 @@
 
 use crate::machine::ids::{ConvId, DeviceId, Seq, UserId};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum DomainError {
     /// The conversation does not exist, or the caller is not in it (the
     /// two are not told apart: existence is not revealed).

@@ -11,7 +11,7 @@ use crate::machine::ids::{DeviceId, UserId};
 pub const SECRET_BYTES: usize = 16;
 
 /// Random bytes of a new token, drawn by the shell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Secret(pub [u8; SECRET_BYTES]);
 
 /// The token made of `secret`, and the hash to store.

@@ -268,6 +268,7 @@ impl Core {
             .local_shards()
             .map(|s| s.effects_pending() as u64)
             .sum();
+        stats.raft = super::replica_stats::gather(self.local_shards());
         stats
     }
 }

@@ -10,6 +10,7 @@
 //! - `gate.rs`   a strictly FIFO gate (ticket lock) per peer core
 //! - `conns.rs`  a core's connections (`Outlet`), held events during sync
 //! - `stats.rs`  counters, histograms, Prometheus / JSON rendering
+//! - `replica_stats.rs` cluster mode: per-shard role, term, leader, indexes, lag
 //! - `run.rs`    executors, open and recover shards, announce, ready, shutdown
 //!
 //! # Must not
@@ -20,5 +21,6 @@ pub mod conns;
 pub mod core;
 pub mod gate;
 pub mod mesh;
+pub mod replica_stats;
 pub mod run;
 pub mod stats;

@@ -20,6 +20,7 @@ use tracing::{error, info};
 
 use super::core::Core;
 use super::mesh::{MeshMsg, Rings};
+use crate::cluster::replicator::Replicator;
 use crate::config::Config;
 use crate::constants::MESH_RING_CAPACITY;
 use crate::front::api::Api;
@@ -40,6 +41,8 @@ struct Shared {
     tls: Option<Arc<rustls::ServerConfig>>,
     listen: SocketAddr,
     ops_listen: SocketAddr,
+    /// Cluster mode: the stored membership.
+    membership: Option<chat_replication::Membership>,
     stop: AtomicBool,
     /// Counts cores through each shutdown phase.
     phase: AtomicUsize,
@@ -54,6 +57,10 @@ pub fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
     let data_dir = std::path::absolute(&config.data_dir).map_err(|e| e.to_string())?;
     let shards = shard_count(&data_dir, config.shards)?;
+    let membership = match &config.cluster {
+        Some(c) => Some(establish(&data_dir, c, shards)?),
+        None => None,
+    };
     let tls = match &config.tls {
         Some((cert, key)) => Some(chat_net::tls::load_server_config(cert, key)?),
         None => None,
@@ -71,6 +78,7 @@ pub fn run(config: Config) -> Result<(), String> {
         tls,
         listen,
         ops_listen,
+        membership,
         stop: AtomicBool::new(false),
         phase: AtomicUsize::new(0),
     });
@@ -144,6 +152,35 @@ fn start_cores(
     Ok((handles, ops))
 }
 
+/// Cluster mode: the data directory's membership, checked against the
+/// flags (a mismatch is refused: `main` exits 2).
+pub fn check_cluster(config: &Config) -> Result<(), String> {
+    let Some(c) = &config.cluster else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    let shards = shard_count(&config.data_dir, config.shards)?;
+    establish(&config.data_dir, c, shards).map(|_| ())
+}
+
+fn establish(
+    dir: &Path,
+    c: &crate::config::ClusterConfig,
+    shards: u16,
+) -> Result<chat_replication::Membership, String> {
+    let m = crate::cluster::membership::establish(dir, c, shards)?;
+    let held = m.groups_on(chat_replication::NodeId(c.node)).len();
+    if held != shards as usize {
+        return Err(format!(
+            "node {} holds {held} of {shards} shards: serving a subset is not supported yet \
+             (every node must hold every shard: at most 3 nodes)",
+            c.node
+        ));
+    }
+    Ok(m)
+}
+
 /// The shard count is fixed when a data directory is created.
 fn shard_count(dir: &Path, asked: usize) -> Result<u16, String> {
     let path = dir.join("SHARDS");
@@ -207,11 +244,7 @@ async fn core_main(
     };
     let cores = shared.config.cores as u16;
     let config = Rc::new(shared.config.clone());
-    let mut local = vec![None; shared.shards as usize];
-    for s in (0..shared.shards).filter(|s| s % cores == id.0) {
-        let shard = open_shard(&shared.data_dir, ShardId(s), shared.shards, config.clone()).await?;
-        local[s as usize] = Some(Rc::new(shard));
-    }
+    let (local, replicator) = open_local(&shared, &config, id, cores).await?;
     let core = Rc::new(Core::new(
         id,
         cores,
@@ -220,6 +253,11 @@ async fn core_main(
         Box::new(Rings(senders)),
     ));
     serve_mesh(&core, receivers);
+    if let (Some(r), Some(c)) = (&replicator, &config.cluster) {
+        r.set_mesh(core.mesh());
+        crate::cluster::start::start(r, c)?;
+        crate::cluster::start::wait_for_leaders(r).await;
+    }
     *ops_handler.core.borrow_mut() = Some(core.clone());
     announce(&core, cores).await?;
     let serve_config = ServeConfig {
@@ -240,6 +278,9 @@ async fn core_main(
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
     shutdown(&shared, &core, &stop, cores).await;
+    if let Some(r) = &replicator {
+        r.save_hard_states().await;
+    }
     api.await;
     if let Some(ops) = ops {
         ops.await;
@@ -262,6 +303,76 @@ fn start_ops_port(
     };
     let task = glommio::spawn_local(serve(l, cfg, handler.clone(), stop.clone()));
     Ok((task, addr))
+}
+
+/// This core's shards: recovered logs, or (cluster mode) replicas under
+/// one driver.
+async fn open_local(
+    shared: &Shared,
+    config: &Rc<Config>,
+    id: CoreId,
+    cores: u16,
+) -> Result<(Vec<Option<Rc<Shard>>>, Option<Rc<Replicator>>), String> {
+    let mut local = vec![None; shared.shards as usize];
+    let replicator = match (&shared.membership, &config.cluster) {
+        (Some(m), Some(c)) => {
+            let (r, shards) = open_replicas(shared, config, c, m, id, cores).await?;
+            for s in shards {
+                let at = s.id.0 as usize;
+                local[at] = Some(s);
+            }
+            Some(r)
+        }
+        _ => {
+            for s in (0..shared.shards).filter(|s| s % cores == id.0) {
+                let shard =
+                    open_shard(&shared.data_dir, ShardId(s), shared.shards, config.clone()).await?;
+                local[s as usize] = Some(Rc::new(shard));
+            }
+            None
+        }
+    };
+    Ok((local, replicator))
+}
+
+/// Cluster mode: this core's replicas, recovered through their commit
+/// indexes, under one driver.
+async fn open_replicas(
+    shared: &Shared,
+    config: &Rc<Config>,
+    c: &crate::config::ClusterConfig,
+    m: &chat_replication::Membership,
+    id: CoreId,
+    cores: u16,
+) -> Result<(Rc<crate::cluster::replicator::Replicator>, Vec<Rc<Shard>>), String> {
+    use crate::cluster::start::{commit_of, recover, replicator, Opened};
+    let mut opened = Vec::new();
+    for s in (0..shared.shards).filter(|s| s % cores == id.0) {
+        let path = shared.data_dir.join(format!("shard-{s:04}"));
+        let log = chat_log::Log::open(&path, chat_log::Config::default())
+            .await
+            .map_err(|e| format!("shard {s}: {e}"))?;
+        let hs = commit_of(&shared.data_dir, s)?;
+        let (state, applied) = recover(&log, params(config), &hs)
+            .await
+            .map_err(|e| format!("shard {s}: {e}"))?;
+        info!(shard = s, applied = applied.0, "replica recovered");
+        let shard = Shard::new(
+            ShardId(s),
+            shared.shards,
+            config.clone(),
+            Rc::new(log),
+            Rc::new(SystemClock),
+            state,
+        );
+        opened.push(Opened {
+            shard,
+            hard_state: hs,
+            applied,
+        });
+    }
+    let membership = Rc::new(m.clone());
+    replicator(c, membership, &shared.data_dir, id, cores, opened).await
 }
 
 /// Opens a shard's log under `dir` and recovers its state.

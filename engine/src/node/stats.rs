@@ -67,6 +67,8 @@ pub struct CoreStats {
     /// Effects of appended records waiting for durability now.
     pub effects_pending: u64,
     pub latencies: BTreeMap<Latency, Histogram<u64>>,
+    /// Cluster mode: this core's replicas.
+    pub raft: Option<super::replica_stats::RaftStats>,
 }
 
 impl CoreStats {
@@ -87,6 +89,7 @@ impl CoreStats {
             records_applied: 0,
             effects_pending: 0,
             latencies: Latency::ALL.iter().map(|l| (*l, histogram())).collect(),
+            raft: None,
         }
     }
 
@@ -162,14 +165,28 @@ pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Va
         .iter()
         .map(|l| (l.name().to_string(), quantiles(&merged(all, *l))))
         .collect();
-    json!({
+    let mut out = json!({
         "ready": ready,
         "rss_bytes": rss_bytes,
         "connections": all.iter().map(|c| c.connections).sum::<u64>(),
         "mesh_in_flight": mesh_in_flight(all),
         "cores": cores,
         "latency": latency,
-    })
+    });
+    if let Some(Value::Object(raft)) =
+        super::replica_stats::render_json(all.iter().filter_map(|c| c.raft.as_ref()))
+    {
+        let map = out.as_object_mut().expect("an object");
+        for (k, v) in raft {
+            let key = if k == "shards" {
+                k
+            } else {
+                format!("raft_{k}")
+            };
+            map.insert(key, v);
+        }
+    }
+    out
 }
 
 /// The per-core counters and gauges of `/metrics`: name, help, type, value.
@@ -254,6 +271,7 @@ pub fn render_prometheus(all: &[CoreStats], rss_bytes: Option<u64>) -> String {
     }
     render_events(&mut out, all);
     render_latencies(&mut out, all);
+    super::replica_stats::render_prometheus(&mut out, all.iter().filter_map(|c| c.raft.as_ref()));
     let _ = writeln!(
         out,
         "# HELP chatd_mesh_in_flight Messages on the mesh rings now (sent, not yet received; approximate).\n# TYPE chatd_mesh_in_flight gauge\nchatd_mesh_in_flight {}",

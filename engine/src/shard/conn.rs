@@ -19,5 +19,8 @@ pub struct ConnRef {
 
 /// Close code for a connection dropped because it fell behind.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code when the server cannot serve the socket now (RFC 6455
+/// "try again later": a shard without a leader during an election).
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// Close code for a revoked device or a bad token.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;

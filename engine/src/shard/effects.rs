@@ -46,6 +46,7 @@ pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
         Effect::WentOffline { user, at } => {
             super::ops::presence::changed(shard, mesh, user, false, Some(at)).await;
         }
+        Effect::MemberMoved { .. } if !shard.leads() => {}
         Effect::MemberMoved {
             conv,
             user,

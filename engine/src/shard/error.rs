@@ -7,7 +7,7 @@
 
 use crate::machine::error::DomainError;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum ShardError {
     Domain(DomainError),
     /// Storage trouble or shutdown; the text says what.

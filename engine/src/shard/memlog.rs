@@ -292,6 +292,14 @@ impl LogStore for MemLog {
         Offset(self.inner.borrow().durable)
     }
 
+    fn truncate_after(&self, last: Offset) -> LocalBoxFuture<'_, LogResult<()>> {
+        let mut s = self.inner.borrow_mut();
+        let keep = (last.0 as usize).min(s.records.len());
+        s.records.truncate(keep);
+        s.durable = s.durable.min(keep as u64);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn sync(&self) -> LocalBoxFuture<'_, LogResult<()>> {
         let s = self.inner.borrow();
         let (generation, last) = (s.generation, s.records.len() as u64);

@@ -13,6 +13,7 @@
 //! - `mesh.rs`         `Mesh`: the shard's port to the node; `ShardOp`, `call`, `tell`
 //! - `error.rs`        `ShardError`: refused by the machine, or storage trouble
 //! - `runner.rs`       `Shard`: the write path, rebuild after a failed write, reads
+//! - `replicated.rs`   cluster mode: propose, apply committed entries, forward, read index
 //! - `effect_queue.rs` effects held until durable, released in log order
 //! - `effects.rs`      carrying out each `Effect`
 //! - `recover.rs`      snapshot + replay (other record kinds pass by)
@@ -37,6 +38,7 @@ pub mod mesh;
 pub mod ops;
 pub mod otp_sink;
 pub mod recover;
+pub mod replicated;
 pub mod runner;
 pub mod snapshotter;
 pub mod soft;

@@ -15,6 +15,17 @@ use crate::machine::state::{Lsn, Params, State};
 
 /// The state `log` holds, and how many records were replayed.
 pub async fn recover(log: &dyn LogStore, params: Params) -> Result<(State, u64), String> {
+    let (state, replayed, _) = recover_through(log, params, Offset(u64::MAX)).await?;
+    Ok((state, replayed))
+}
+
+/// The state of the records up to `upto` (cluster mode: the committed
+/// ones; an uncommitted tail may still be replaced by the leader's).
+pub async fn recover_through(
+    log: &dyn LogStore,
+    params: Params,
+    upto: Offset,
+) -> Result<(State, u64, Offset), String> {
     let (mut state, from) = match log.open_snapshot().await.map_err(|e| e.to_string())? {
         Some(mut source) => {
             let covered = source.offset();
@@ -39,9 +50,14 @@ pub async fn recover(log: &dyn LogStore, params: Params) -> Result<(State, u64),
         None => (State::new(params), log.first_offset()),
     };
     let mut replayed = 0;
+    let mut through = Offset(from.0 - 1);
     let mut reader = log.reader_from(from);
     while let Some(record) = reader.next().await {
         let record = record.map_err(|e| e.to_string())?;
+        if record.offset > upto {
+            break;
+        }
+        through = record.offset;
         if record.kind != KIND_CHAT {
             debug!(
                 offset = record.offset.0,
@@ -55,5 +71,5 @@ pub async fn recover(log: &dyn LogStore, params: Params) -> Result<(State, u64),
         let _ = crate::machine::apply::apply(&mut state, &rec, Lsn(record.offset.0));
         replayed += 1;
     }
-    Ok((state, replayed))
+    Ok((state, replayed, through))
 }

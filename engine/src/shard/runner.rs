@@ -76,6 +76,14 @@ pub struct Shard {
     started: RefCell<HashMap<(ConvId, Seq), Instant>>,
     pub(super) snapshot_at: Cell<u64>,
     pub(super) snapshotting: Cell<bool>,
+    /// Cluster mode: this core's replicator; `None` on a single node.
+    pub(super) cluster: RefCell<Option<Rc<crate::cluster::replicator::Replicator>>>,
+    /// Cluster mode: applied and committed through here (`appended` may be
+    /// ahead on a leader: what it proposed and applied, not yet committed).
+    pub(super) committed: Cell<Offset>,
+    /// Committed entries that came during a rebuild, applied after it.
+    pub(super) apply_buffer: RefCell<Vec<chat_replication::eraftpb::Entry>>,
+    pub(super) commit_waiters: RefCell<Vec<Waker>>,
 }
 
 pub fn params(config: &Config) -> Params {
@@ -116,6 +124,10 @@ impl Shard {
             started: RefCell::new(HashMap::new()),
             snapshot_at: Cell::new(0),
             snapshotting: Cell::new(false),
+            cluster: RefCell::new(None),
+            committed: Cell::new(last),
+            apply_buffer: RefCell::new(Vec::new()),
+            commit_waiters: RefCell::new(Vec::new()),
         }
     }
 
@@ -173,7 +185,12 @@ impl Shard {
             Health::Rebuilding => return Err(unavailable("recovering from a failed write")),
             Health::Closed => return Err(unavailable("shutting down")),
         }
-        if self.log.last_offset() != self.appended.get() {
+        let cluster = self.cluster();
+        if let Some(r) = &cluster {
+            if !self.leads_ready(r) {
+                return Err(unavailable("this replica does not lead the shard"));
+            }
+        } else if self.log.last_offset() != self.appended.get() {
             // A failed write dropped records whose futures nobody polled
             // yet: the state is ahead of the log. Never decide on it.
             self.failed(&chat_log::LogError::Invalid(
@@ -185,6 +202,9 @@ impl Shard {
         let Decision { recs, reply } = decide(&self.state.borrow(), &ctx)?;
         if recs.is_empty() {
             return Ok(reply);
+        }
+        if let Some(r) = cluster {
+            return self.write_replicated(&r, mesh, recs, reply, permit).await;
         }
         let encoded: Vec<_> = recs.iter().map(records::encode).collect();
         let entries: Vec<Entry<'_>> = encoded
@@ -207,7 +227,26 @@ impl Shard {
         Ok(reply)
     }
 
-    fn apply_appended(&self, recs: &[Rec], first: Offset) {
+    pub(super) fn appended_get(&self) -> Offset {
+        self.appended.get()
+    }
+
+    pub(super) fn appended_set(&self, at: Offset) {
+        self.appended.set(at);
+    }
+
+    /// Applies one committed record another replica proposed.
+    pub(super) fn apply_one(&self, rec: &Rec, at: Offset) {
+        let out = crate::machine::apply::apply(&mut self.state.borrow_mut(), rec, Lsn(at.0));
+        self.effects.borrow_mut().push(at, out);
+        self.applied.set(self.applied.get() + 1);
+    }
+
+    pub(super) fn discard_effects_after(&self, at: Offset) {
+        self.effects.borrow_mut().discard_after(at);
+    }
+
+    pub(super) fn apply_appended(&self, recs: &[Rec], first: Offset) {
         assert_eq!(
             first.0,
             self.appended.get().0 + 1,
@@ -226,7 +265,7 @@ impl Shard {
 
     /// Records up to `upto` are durable: carry out their effects (or wait
     /// while the drainer does).
-    async fn release(self: &Rc<Self>, mesh: &Rc<dyn Mesh>, upto: Offset) {
+    pub(super) async fn release(self: &Rc<Self>, mesh: &Rc<dyn Mesh>, upto: Offset) {
         let must_drain = self.effects.borrow_mut().release(upto);
         if must_drain {
             loop {
@@ -261,8 +300,18 @@ impl Shard {
         if self.health.get() != Health::Serving {
             return;
         }
-        self.health.set(Health::Rebuilding);
         warn!(shard = self.id.0, %cause, "write failed, rebuilding state from the log");
+        self.start_rebuild();
+    }
+
+    /// Marks the state stale and rebuilds it from the log in the background.
+    pub(super) fn start_rebuild(self: &Rc<Self>) {
+        if self.health.get() != Health::Serving {
+            return;
+        }
+        self.health.set(Health::Rebuilding);
+        // A snapshot being captured must not stand for this state.
+        self.generation.set(self.generation.get() + 1);
         let me = self.clone();
         glommio::spawn_local(async move {
             while me.health.get() == Health::Rebuilding {
@@ -271,7 +320,9 @@ impl Shard {
                     me.wake_settle_waiters();
                     return;
                 }
-                if !me.rebuild().await && !me.log.is_closed() {
+                if me.rebuild().await {
+                    me.apply_buffered();
+                } else if !me.log.is_closed() {
                     me.clock.sleep(REBUILD_RETRY_MS).await;
                 }
             }
@@ -284,10 +335,20 @@ impl Shard {
         let Ok(_permit) = self.write_lock.acquire_permit(1).await else {
             return false;
         };
-        match super::recover::recover(&*self.log, params(&self.config)).await {
-            Ok((state, _)) => {
+        let clustered = self.cluster.borrow().is_some();
+        let upto = if clustered {
+            self.committed.get()
+        } else {
+            Offset(u64::MAX)
+        };
+        match super::recover::recover_through(&*self.log, params(&self.config), upto).await {
+            Ok((state, _, through)) => {
                 *self.state.borrow_mut() = state;
-                self.appended.set(self.log.last_offset());
+                self.appended.set(if clustered {
+                    through.max(upto)
+                } else {
+                    self.log.last_offset()
+                });
                 self.cache.borrow_mut().clear();
                 self.started.borrow_mut().clear();
                 self.generation.set(self.generation.get() + 1);
@@ -303,15 +364,18 @@ impl Shard {
         }
     }
 
-    fn wake_settle_waiters(&self) {
+    pub(super) fn wake_settle_waiters(&self) {
         for w in self.settle_waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+        for w in self.commit_waiters.borrow_mut().drain(..) {
             w.wake();
         }
     }
 
     /// Waits (bounded) until no rebuild is pending: after a failed write the
     /// state may hold records the log dropped, and reads must not see them.
-    pub async fn settled(&self) -> ShardResult<()> {
+    pub async fn settled_locally(&self) -> ShardResult<()> {
         let wait = poll_fn(|cx| match self.health.get() {
             Health::Serving => Poll::Ready(Ok(())),
             Health::Closed => Poll::Ready(Err(unavailable("shutting down"))),

@@ -50,6 +50,8 @@ pub trait LogStore {
     fn first_offset(&self) -> Offset;
     fn last_offset(&self) -> Offset;
     fn durable_offset(&self) -> Offset;
+    /// Removes every record after `last` (Raft: a conflicting suffix).
+    fn truncate_after(&self, last: Offset) -> LocalBoxFuture<'_, LogResult<()>>;
     /// Resolves once everything appended so far is durable.
     fn sync(&self) -> LocalBoxFuture<'_, LogResult<()>>;
     fn begin_snapshot(&self) -> LocalBoxFuture<'_, LogResult<Box<dyn SnapshotSink>>>;
@@ -126,6 +128,10 @@ impl LogStore for Log {
 
     fn durable_offset(&self) -> Offset {
         Log::durable_offset(self)
+    }
+
+    fn truncate_after(&self, last: Offset) -> LocalBoxFuture<'_, LogResult<()>> {
+        Box::pin(Log::truncate_after(self, last))
     }
 
     fn sync(&self) -> LocalBoxFuture<'_, LogResult<()>> {

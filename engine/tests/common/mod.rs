@@ -42,9 +42,17 @@ impl Server {
     }
 
     fn launch(data: Option<PathBuf>, args: &[&str]) -> Server {
+        let mut server = Server::prepare(data, args);
+        server.spawn();
+        server
+    }
+
+    /// A server not started yet (`spawn`, or `begin` + `finish` to start
+    /// several at once: cluster nodes wait for each other).
+    pub fn prepare(data: Option<PathBuf>, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let otp_file = dir.path().join("otp.txt");
-        let mut server = Server {
+        let server = Server {
             child: None,
             http: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
             ops: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
@@ -54,7 +62,6 @@ impl Server {
             stderr: None,
             data,
         };
-        server.spawn();
         server
     }
 
@@ -66,6 +73,12 @@ impl Server {
 
     /// Starts (or restarts) the process on the same data directory.
     pub fn spawn(&mut self) {
+        let pending = self.begin();
+        self.finish(pending);
+    }
+
+    /// Starts the process; `finish` waits for its ready line.
+    pub fn begin(&mut self) -> Pending {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
@@ -92,6 +105,12 @@ impl Server {
             }
             for _ in lines {}
         });
+        Pending { child, rx }
+    }
+
+    /// Waits for the ready line of a process `begin` started.
+    pub fn finish(&mut self, pending: Pending) {
+        let Pending { mut child, rx } = pending;
         let line = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => line,
             Err(e) => {
@@ -217,6 +236,12 @@ impl Server {
         assert_eq!(status, 200, "{v}");
         v
     }
+}
+
+/// A process started by `Server::begin`, its ready line still to come.
+pub struct Pending {
+    child: Child,
+    rx: mpsc::Receiver<String>,
 }
 
 impl Drop for Server {

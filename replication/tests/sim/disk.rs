@@ -58,6 +58,7 @@ impl GroupDisk {
             hard_state: self.hard_state.clone(),
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
+            applied: 0,
         }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use crate::constants::AUTH_TIMEOUT_MS;
 use crate::front::caller::{authenticate, Caller};
 use crate::node::core::Core;
-use crate::shard::conn::CLOSE_UNAUTHORIZED;
+use crate::shard::conn::{CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED};
 use crate::wire::auth_ok;
 
 /// The token and the `ref` of the `auth` event it came in, if any.
@@ -62,7 +62,13 @@ pub async fn auth(
         }
         Err(e) => {
             let _ = outbox.try_send(e.ws_event(reference.as_deref()));
-            outbox.close(CLOSE_UNAUTHORIZED, "unauthorized");
+            if e.code == ErrorCode::Unavailable {
+                // The token could not be checked now (a shard electing
+                // its leader): not the client's fault; it tries again.
+                outbox.close(CLOSE_TRY_AGAIN_LATER, "try again later");
+            } else {
+                outbox.close(CLOSE_UNAUTHORIZED, "unauthorized");
+            }
             None
         }
     }

@@ -13,7 +13,7 @@ use crate::machine::state::{Lsn, Member, State};
 use super::create_group::announce;
 use super::Decision;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddMember {
     pub conv: ConvId,
     pub by: UserId,

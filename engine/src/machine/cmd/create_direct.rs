@@ -9,14 +9,14 @@ use crate::machine::state::State;
 
 use super::Decision;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreateDirect {
     pub a: UserId,
     pub b: UserId,
 }
 
 /// The conversation, and whether this call made it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Created {
     pub conv: ConvId,
     pub created: bool,

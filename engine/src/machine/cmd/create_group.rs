@@ -14,7 +14,7 @@ use crate::machine::state::{covered, Conv, Lsn, Member, State};
 use super::create_direct::Created;
 use super::Decision;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CreateGroup {
     pub creator: UserId,
     pub name: String,

@@ -11,7 +11,7 @@ use crate::machine::state::{Cursors, Lsn, State};
 
 use super::Decision;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub user: UserId,
     pub device: DeviceId,

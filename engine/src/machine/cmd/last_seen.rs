@@ -10,7 +10,7 @@ use crate::machine::state::{Lsn, State};
 
 use super::Decision;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LastSeen {
     pub user: UserId,
 }

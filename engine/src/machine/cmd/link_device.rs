@@ -15,7 +15,7 @@ use crate::machine::token::{self, Secret};
 
 use super::Decision;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct LinkDevice {
     pub phone: String,
     pub device_name: String,
@@ -26,7 +26,7 @@ pub struct LinkDevice {
     pub cursors: Vec<(ConvId, Seq)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Linked {
     pub user: UserId,
     pub device: DeviceId,

@@ -9,7 +9,7 @@ use crate::machine::state::{Lsn, State};
 
 use super::Decision;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct PatchMe {
     pub user: UserId,
     pub name: Option<String>,

@@ -13,7 +13,7 @@ use crate::machine::state::{Conv, Lsn, State};
 
 use super::Decision;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Receipt {
     pub conv: ConvId,
     pub user: UserId,

@@ -13,7 +13,7 @@ use crate::machine::state::{Lsn, State};
 use super::create_group::announce;
 use super::Decision;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RemoveMember {
     pub conv: ConvId,
     pub by: UserId,

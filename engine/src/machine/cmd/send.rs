@@ -12,7 +12,7 @@ use crate::machine::state::{DedupeKey, Lsn, State};
 
 use super::Decision;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Send {
     pub conv: ConvId,
     pub sender: UserId,
@@ -26,7 +26,7 @@ pub struct Send {
 
 /// The reply: a new message's place, or the place a resent one already has
 /// (its `ts` is read back from the stored message).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sent {
     New { seq: Seq, ts: Millis },
     Duplicate { seq: Seq },

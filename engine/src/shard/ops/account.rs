@@ -21,6 +21,7 @@ impl ShardOp for Authenticate {
     type Reply = (UserId, DeviceId);
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<Self::Reply> {
+        shard.settled().await?;
         let now = shard.clock.now();
         Ok(auth::authenticate(&shard.state(), &self.token, now)?)
     }
@@ -34,6 +35,7 @@ impl ShardOp for GetMe {
     type Reply = me::Me;
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<me::Me> {
+        shard.settled().await?;
         Ok(me::me(&shard.state(), self.user)?)
     }
 }
@@ -46,7 +48,7 @@ impl ShardOp for SetProfile {
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<me::Me> {
         let user = self.0.user;
-        shard.write(&mesh, |s, ctx| self.0.decide(s, ctx)).await?;
+        shard.submit(&mesh, self.0).await?;
         Ok(me::me(&shard.state(), user)?)
     }
 }
@@ -58,7 +60,7 @@ impl ShardOp for Revoke {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
-        shard.write(&mesh, |s, ctx| self.0.decide(s, ctx)).await
+        shard.submit(&mesh, self.0).await
     }
 }
 
@@ -71,6 +73,7 @@ impl ShardOp for ByPhone {
     type Reply = (UserId, String);
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<Self::Reply> {
+        shard.settled().await?;
         Ok(me::by_phone(&shard.state(), &self.phone)?)
     }
 }

@@ -107,9 +107,7 @@ impl ShardOp for Disconnect {
         };
         if now_offline {
             let cmd = LastSeen { user: self.user };
-            shard
-                .write(&mesh, |state, ctx| cmd.decide(state, ctx))
-                .await?;
+            shard.submit(&mesh, cmd).await?;
         }
         Ok(())
     }

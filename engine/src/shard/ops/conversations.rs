@@ -29,7 +29,7 @@ impl ShardOp for NewDirect {
     type Reply = (ConvView, bool);
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<Self::Reply> {
-        let created = shard.write(&mesh, |s, ctx| self.0.decide(s, ctx)).await?;
+        let created = shard.submit(&mesh, self.0).await?;
         Ok((view_of(&shard, created.conv)?, created.created))
     }
 }
@@ -40,7 +40,7 @@ impl ShardOp for NewGroup {
     type Reply = ConvView;
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<ConvView> {
-        let created = shard.write(&mesh, |s, ctx| self.0.decide(s, ctx)).await?;
+        let created = shard.submit(&mesh, self.0).await?;
         view_of(&shard, created.conv)
     }
 }
@@ -51,7 +51,7 @@ impl ShardOp for Add {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
-        shard.write(&mesh, |s, ctx| self.0.decide(s, ctx)).await?;
+        shard.submit(&mesh, self.0).await?;
         Ok(())
     }
 }
@@ -62,7 +62,7 @@ impl ShardOp for Remove {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
-        shard.write(&mesh, |s, ctx| self.0.decide(s, ctx)).await
+        shard.submit(&mesh, self.0).await
     }
 }
 
@@ -72,7 +72,7 @@ impl ShardOp for ChangeRole {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
-        shard.write(&mesh, |s, ctx| self.0.decide(s, ctx)).await
+        shard.submit(&mesh, self.0).await
     }
 }
 
@@ -86,6 +86,7 @@ impl ShardOp for ConvInfo {
     type Reply = ConvPointer;
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<ConvPointer> {
+        shard.settled().await?;
         let state = shard.state();
         let c = member_conv(&state, self.conv, self.user)?;
         Ok(c.pointer(self.conv, self.user, state.params.fanout_on_read_members))
@@ -102,6 +103,7 @@ impl ShardOp for ListConvs {
     type Reply = Vec<(ConvPointer, Seq)>;
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<Self::Reply> {
+        shard.settled().await?;
         let state = shard.state();
         let u = state
             .users

@@ -43,8 +43,6 @@ impl ShardOp for MoveCursor {
             last,
             joined,
         };
-        shard
-            .write(&mesh, |state, ctx| cmd.decide(state, ctx))
-            .await
+        shard.submit(&mesh, cmd).await
     }
 }

@@ -108,28 +108,26 @@ impl ShardOp for Verify {
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<Linked> {
         self.check_code(&shard, shard.clock.now())?;
         let secret = Secret(random::<SECRET_BYTES>());
-        let soft = &shard.soft;
-        shard
-            .write(&mesh, |state, ctx| {
-                // A new device starts at the end of each conversation.
-                let cursors: Vec<(ConvId, Seq)> = state
-                    .phones
-                    .get(&self.phone)
-                    .and_then(|u| {
-                        soft.borrow()
-                            .pointers
-                            .get(u)
-                            .map(|p| p.values().map(|c| (c.conv, c.last_seq)).collect())
-                    })
-                    .unwrap_or_default();
-                let cmd = LinkDevice {
-                    phone: self.phone,
-                    device_name: self.device_name,
-                    secret,
-                    cursors,
-                };
-                cmd.decide(state, ctx)
+        // A new device starts at the end of each conversation.
+        let cursors: Vec<(ConvId, Seq)> = shard
+            .state()
+            .phones
+            .get(&self.phone)
+            .and_then(|u| {
+                shard
+                    .soft
+                    .borrow()
+                    .pointers
+                    .get(u)
+                    .map(|p| p.values().map(|c| (c.conv, c.last_seq)).collect())
             })
-            .await
+            .unwrap_or_default();
+        let cmd = LinkDevice {
+            phone: self.phone,
+            device_name: self.device_name,
+            secret,
+            cursors,
+        };
+        shard.submit(&mesh, cmd).await
     }
 }

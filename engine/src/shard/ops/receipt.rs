@@ -37,9 +37,7 @@ impl ShardOp for MoveWatermark {
             mark: self.mark,
             seq: self.seq,
         };
-        shard
-            .write(&mesh, |state, ctx| cmd.decide(state, ctx))
-            .await
+        shard.submit(&mesh, cmd).await
     }
 }
 
@@ -85,6 +83,7 @@ impl ShardOp for GetReceipts {
     type Reply = Receipts;
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<Receipts> {
+        shard.settled().await?;
         let known = receipts::check(&shard.state(), self.conv, self.user, self.seq)?;
         let sender = match known {
             Some(sender) => sender,

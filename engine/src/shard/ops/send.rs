@@ -25,15 +25,19 @@ impl ShardOp for SendMessage {
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<(Seq, Millis)> {
         let (conv, started) = (self.cmd.conv, self.started);
         let tagger = shard.clone();
-        let sent = shard
-            .write(&mesh, |state, ctx| {
-                let decision = self.cmd.decide(state, ctx)?;
-                if let Sent::New { seq, .. } = decision.reply {
-                    tagger.note_started(conv, seq, started);
-                }
-                Ok(decision)
-            })
-            .await?;
+        let sent = if shard.cluster().is_some() {
+            shard.submit(&mesh, self.cmd).await?
+        } else {
+            shard
+                .write(&mesh, |state, ctx| {
+                    let decision = self.cmd.decide(state, ctx)?;
+                    if let Sent::New { seq, .. } = decision.reply {
+                        tagger.note_started(conv, seq, started);
+                    }
+                    Ok(decision)
+                })
+                .await?
+        };
         match sent {
             Sent::New { seq, ts } => Ok((seq, ts)),
             // The original may still be on its way to disk: reading it

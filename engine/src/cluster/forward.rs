@@ -1,0 +1,190 @@
+//! Work a replica hands to its shard's leader: the machine's commands as
+//! one enum (`AnyCommand`), their replies as another, both rkyv archives
+//! validated on decode (bytes from a peer are untrusted). The leader
+//! decides with its own state and clock, proposes, and answers once the
+//! records committed.
+//!
+//! Lives on: any core (plain values).
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::machine::cmd::add_member::AddMember;
+use crate::machine::cmd::create_direct::{CreateDirect, Created};
+use crate::machine::cmd::create_group::CreateGroup;
+use crate::machine::cmd::cursor::Cursor;
+use crate::machine::cmd::last_seen::LastSeen;
+use crate::machine::cmd::link_device::{LinkDevice, Linked};
+use crate::machine::cmd::patch_me::PatchMe;
+use crate::machine::cmd::receipt::Receipt;
+use crate::machine::cmd::remove_member::RemoveMember;
+use crate::machine::cmd::revoke_device::RevokeDevice;
+use crate::machine::cmd::send::{Send, Sent};
+use crate::machine::cmd::set_role::SetRole;
+use crate::machine::cmd::Decision;
+use crate::machine::ctx::Ctx;
+use crate::machine::error::DomainError;
+use crate::machine::state::State;
+use crate::shard::error::ShardError;
+
+/// A machine command that may be forwarded to the leader.
+pub trait Command: Sized + 'static {
+    type Reply;
+    fn decide(self, state: &State, ctx: &Ctx) -> Result<Decision<Self::Reply>, DomainError>;
+    fn wrap(self) -> AnyCommand;
+    fn unwrap_reply(reply: AnyReply) -> Option<Self::Reply>;
+}
+
+/// Every command, for the wire.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AnyCommand {
+    AddMember(AddMember),
+    CreateDirect(CreateDirect),
+    CreateGroup(CreateGroup),
+    Cursor(Cursor),
+    LastSeen(LastSeen),
+    LinkDevice(LinkDevice),
+    PatchMe(PatchMe),
+    Receipt(Receipt),
+    RemoveMember(RemoveMember),
+    RevokeDevice(RevokeDevice),
+    Send(Send),
+    SetRole(SetRole),
+}
+
+/// Every command's reply, for the wire.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AnyReply {
+    Unit,
+    Bool(bool),
+    Created(Created),
+    Linked(Linked),
+    Sent(Sent),
+}
+
+/// A forwarded call: which shard, and what to do there.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub shard: u16,
+    pub cmd: AnyCommand,
+}
+
+/// The leader's answer.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Done; committed through `index` on the leader (the caller's replica
+    /// waits until it applied that far, so that it reads its own write).
+    Done {
+        reply: AnyReply,
+        index: u64,
+    },
+    Refused(ShardError),
+}
+
+macro_rules! command {
+    ($ty:ty, $variant:ident, $reply:ty, $unwrap:pat => $val:expr) => {
+        impl Command for $ty {
+            type Reply = $reply;
+            fn decide(self, s: &State, ctx: &Ctx) -> Result<Decision<$reply>, DomainError> {
+                <$ty>::decide(self, s, ctx)
+            }
+            fn wrap(self) -> AnyCommand {
+                AnyCommand::$variant(self)
+            }
+            fn unwrap_reply(reply: AnyReply) -> Option<$reply> {
+                match reply {
+                    $unwrap => Some($val),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+command!(AddMember, AddMember, bool, AnyReply::Bool(b) => b);
+command!(CreateDirect, CreateDirect, Created, AnyReply::Created(c) => c);
+command!(CreateGroup, CreateGroup, Created, AnyReply::Created(c) => c);
+command!(Cursor, Cursor, (), AnyReply::Unit => ());
+command!(LastSeen, LastSeen, (), AnyReply::Unit => ());
+command!(LinkDevice, LinkDevice, Linked, AnyReply::Linked(l) => l);
+command!(PatchMe, PatchMe, (), AnyReply::Unit => ());
+command!(Receipt, Receipt, (), AnyReply::Unit => ());
+command!(RemoveMember, RemoveMember, (), AnyReply::Unit => ());
+command!(RevokeDevice, RevokeDevice, (), AnyReply::Unit => ());
+command!(Send, Send, Sent, AnyReply::Sent(s) => s);
+command!(SetRole, SetRole, (), AnyReply::Unit => ());
+
+fn map<R>(d: Decision<R>, f: impl FnOnce(R) -> AnyReply) -> Decision<AnyReply> {
+    Decision {
+        recs: d.recs,
+        reply: f(d.reply),
+    }
+}
+
+impl AnyCommand {
+    /// Decides whichever command this is; its reply wrapped.
+    pub fn decide(self, s: &State, ctx: &Ctx) -> Result<Decision<AnyReply>, DomainError> {
+        let unit = |_: ()| AnyReply::Unit;
+        Ok(match self {
+            AnyCommand::AddMember(c) => map(c.decide(s, ctx)?, AnyReply::Bool),
+            AnyCommand::CreateDirect(c) => map(c.decide(s, ctx)?, AnyReply::Created),
+            AnyCommand::CreateGroup(c) => map(c.decide(s, ctx)?, AnyReply::Created),
+            AnyCommand::Cursor(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::LastSeen(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::LinkDevice(c) => map(c.decide(s, ctx)?, AnyReply::Linked),
+            AnyCommand::PatchMe(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::Receipt(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::RemoveMember(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::RevokeDevice(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::Send(c) => map(c.decide(s, ctx)?, AnyReply::Sent),
+            AnyCommand::SetRole(c) => map(c.decide(s, ctx)?, unit),
+        })
+    }
+}
+
+pub fn encode_forward(f: &Forward) -> Vec<u8> {
+    rkyv::to_bytes::<rkyv::rancor::Error>(f)
+        .expect("a forward always serializes")
+        .to_vec()
+}
+
+pub fn decode_forward(bytes: &[u8]) -> Result<Forward, String> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::new();
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<Forward, rkyv::rancor::Error>(&aligned).map_err(|e| e.to_string())
+}
+
+pub fn encode_answer(a: &Answer) -> Vec<u8> {
+    rkyv::to_bytes::<rkyv::rancor::Error>(a)
+        .expect("an answer always serializes")
+        .to_vec()
+}
+
+pub fn decode_answer(bytes: &[u8]) -> Result<Answer, String> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::new();
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<Answer, rkyv::rancor::Error>(&aligned).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::ids::{ConvId, UserId};
+
+    #[test]
+    fn forwards_and_answers_round_trip_and_garbage_is_refused() {
+        let f = Forward {
+            shard: 3,
+            cmd: AnyCommand::AddMember(AddMember {
+                conv: ConvId(1),
+                by: UserId(2),
+                user: UserId(3),
+            }),
+        };
+        let bytes = encode_forward(&f);
+        assert_eq!(decode_forward(&bytes).unwrap(), f);
+        assert!(decode_forward(&bytes[..bytes.len() / 2]).is_err());
+        assert!(decode_forward(&[0xff; 40]).is_err());
+        let a = Answer::Refused(ShardError::Unavailable("x".into()));
+        assert_eq!(decode_answer(&encode_answer(&a)).unwrap(), a);
+    }
+}

@@ -1,0 +1,156 @@
+//! Bringing one core's replicas up: recover each shard through its
+//! stored commit index, hand the driver every log entry, link to the
+//! peers, listen for theirs, and start the pump.
+//!
+//! Lives on: each core, at startup.
+
+use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use chat_log::Offset;
+use chat_replication::eraftpb::HardState;
+use chat_replication::{Driver, Frame, GroupId, Membership, NodeId, Settings};
+use tracing::{info, warn};
+
+use super::link::{read_peer, Link};
+use super::replicator::{with_local, Replicator};
+use crate::config::ClusterConfig;
+use crate::shard::conn::CoreId;
+use crate::shard::storage::LogStore;
+use crate::shard::Shard;
+
+/// A shard's recovered replica, before it joins the driver.
+pub struct Opened {
+    pub shard: Shard,
+    pub hard_state: HardState,
+    pub applied: Offset,
+}
+
+/// The hard state and how far to replay a shard's log.
+pub fn commit_of(dir: &Path, shard: u16) -> Result<HardState, String> {
+    super::raft_log::read_hard_state(dir, shard)
+}
+
+/// Builds the core's replicator over its recovered shards.
+pub async fn replicator(
+    cfg: &ClusterConfig,
+    membership: Rc<Membership>,
+    dir: &Path,
+    core: CoreId,
+    cores: u16,
+    opened: Vec<Opened>,
+) -> Result<(Rc<Replicator>, Vec<Rc<Shard>>), String> {
+    let node = NodeId(cfg.node);
+    let settings = Settings {
+        election_ticks: cfg.election_ticks,
+        heartbeat_ticks: cfg.heartbeat_ticks,
+        seed: cfg.node.wrapping_mul(0x9e37_79b9) ^ core.0 as u64,
+    };
+    let mut driver = Driver::new(node, settings);
+    let mut ready = Vec::new();
+    for o in opened {
+        let g = GroupId(o.shard.id.0 as u32);
+        let boot =
+            super::raft_log::read_boot(&*o.shard.log, o.hard_state.clone(), o.applied.0).await?;
+        driver
+            .add_group(g, membership.replicas(g), boot)
+            .map_err(|e| format!("shard {}: {e}", g.0))?;
+        ready.push((Rc::new(o.shard), o.hard_state, o.applied));
+    }
+    let id = super::membership::cluster_id(&membership);
+    let tick = Duration::from_millis(cfg.tick_ms);
+    let r = Replicator::new(
+        node,
+        core,
+        cores,
+        membership,
+        id,
+        dir.to_path_buf(),
+        tick,
+        driver,
+    );
+    let mut shards = Vec::new();
+    for (shard, hs, applied) in ready {
+        shard.join_cluster(r.clone(), applied);
+        r.add_shard(shard.clone(), hs);
+        shards.push(shard);
+    }
+    Ok((r, shards))
+}
+
+/// Links to every peer, the peer listener, the pump and the persister.
+pub fn start(r: &Rc<Replicator>, cfg: &ClusterConfig) -> Result<(), String> {
+    let me = NodeId(cfg.node);
+    let hello = Frame::Hello {
+        cluster: r.cluster_id,
+        node: me,
+        core: r.core.0 as u32,
+    };
+    for (id, addr) in &cfg.peers {
+        if *id == cfg.node {
+            continue;
+        }
+        let link = Link::new(NodeId(*id), addr.clone(), &hello);
+        r.add_link(link.clone());
+        glommio::spawn_local(link.run(|node| with_local(|r| r.link_down(node)))).detach();
+    }
+    let own = cfg
+        .peers
+        .iter()
+        .find(|(id, _)| *id == cfg.node)
+        .map(|(_, a)| a.clone())
+        .ok_or("this node is not in --peers")?;
+    let addr = own
+        .to_socket_addrs()
+        .map_err(|e| format!("peer address {own}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("peer address {own} resolves to nothing"))?;
+    let listener =
+        chat_net::bind(addr).map_err(|e| format!("cannot listen for peers on {addr}: {e}"))?;
+    if r.core.0 == 0 {
+        info!(node = cfg.node, %addr, "listening for peers");
+    }
+    let (cluster, membership) = (r.cluster_id, r.membership.clone());
+    glommio::spawn_local(async move {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    let membership = membership.clone();
+                    let accept = move |c: u64, n: NodeId| {
+                        c == cluster && n != me && membership.address(n).is_some()
+                    };
+                    let on_frame = |from, frame| with_local(|r| r.on_frame(from, frame));
+                    glommio::spawn_local(read_peer(stream, accept, on_frame)).detach();
+                }
+                Err(e) => {
+                    warn!(error = %e, "peer accept failed");
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .detach();
+    glommio::spawn_local(r.clone().pump()).detach();
+    glommio::spawn_local(r.clone().persister()).detach();
+    Ok(())
+}
+
+/// Waits until every group of this core knows a leader.
+pub async fn wait_for_leaders(r: &Rc<Replicator>) {
+    while !r.all_led() {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The log a replica needs recovered through its commit index.
+pub async fn recover(
+    log: &dyn LogStore,
+    params: crate::machine::state::Params,
+    hs: &HardState,
+) -> Result<(crate::machine::state::State, Offset), String> {
+    let upto = Offset(hs.commit.min(log.last_offset().0));
+    let (state, _, through) = crate::shard::recover::recover_through(log, params, upto).await?;
+    Ok((state, through))
+}

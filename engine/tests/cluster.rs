@@ -1,0 +1,206 @@
+//! Cluster mode with real processes: three `chatd` nodes on loopback,
+//! each shard a Raft group with a replica on every node. Clients on
+//! different nodes talk to each other; a killed leader's shards move and
+//! writes resume; a restarted node catches up by itself; a start with a
+//! different member list is refused with exit 2; the conformance client
+//! passes through one node while the shards are led by all three.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{next_message, send, Server, WAIT};
+use serde_json::{json, Value};
+
+const SHARDS: usize = 3;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Cluster {
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let peers: Vec<String> = (1..=3)
+            .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
+            .collect();
+        let peers = peers.join(",");
+        let mut nodes: Vec<Server> = (1..=3)
+            .map(|i| {
+                let id = i.to_string();
+                let shards = SHARDS.to_string();
+                let args = [
+                    "--node-id",
+                    &id,
+                    "--peers",
+                    &peers,
+                    "--cores",
+                    "1",
+                    "--shards",
+                    &shards,
+                ];
+                Server::prepare(None, &args)
+            })
+            .collect();
+        let pending: Vec<_> = nodes.iter_mut().map(|n| n.begin()).collect();
+        for (n, p) in nodes.iter_mut().zip(pending) {
+            n.finish(p);
+        }
+        Cluster { nodes }
+    }
+
+    /// `/stats` "shards" of a node.
+    fn shards(&self, node: usize) -> Vec<Value> {
+        let (status, v) = self.nodes[node].ops_get("/stats");
+        assert_eq!(status, 200, "{v}");
+        v["shards"]
+            .as_array()
+            .expect("cluster stats list shards")
+            .clone()
+    }
+
+    /// The leader (1-based node id) of `shard` as `node` sees it.
+    fn leader_of(&self, node: usize, shard: usize) -> Option<u64> {
+        self.shards(node)[shard]["leader"].as_u64()
+    }
+}
+
+fn shard_of(id: &str) -> usize {
+    let n: u64 = id[1..].parse().expect("numeric id");
+    (n % SHARDS as u64) as usize
+}
+
+#[test]
+fn three_nodes_serve_clients_on_any_node_and_survive_a_leader_kill() {
+    let mut c = Cluster::start();
+    for n in &c.nodes {
+        assert_eq!(n.ops_get("/readyz").0, 200);
+    }
+    // Leadership spreads: every node leads one of the three shards.
+    common::wait_until("leadership balanced over the nodes", || {
+        let mut leaders: Vec<u64> = (0..SHARDS).filter_map(|s| c.leader_of(0, s)).collect();
+        leaders.sort();
+        (leaders == vec![1, 2, 3]).then_some(())
+    });
+    let alice = c.nodes[0].login("+15550100001", "phone");
+    let bob = c.nodes[1].login("+15550100002", "phone");
+    let conv = c.nodes[2].direct(&alice, &bob);
+    let mut a = c.nodes[0].ws(&alice);
+    let mut b = c.nodes[1].ws(&bob);
+    let sent = send(&mut a, &conv, "m1", "hello from node 1");
+    assert_eq!(sent["seq"], 1);
+    let got = next_message(&mut b);
+    assert_eq!(got["body"]["text"], "hello from node 1");
+    for n in &c.nodes {
+        assert_eq!(
+            common::seqs(&n.history(&bob, &conv, "")["messages"]),
+            vec![1]
+        );
+    }
+
+    // Kill the node that leads the conversation's shard.
+    let shard = shard_of(&conv);
+    let victim = c.leader_of(0, shard).expect("a leader") as usize - 1;
+    c.nodes[victim].kill9();
+    let killed = Instant::now();
+    let (alive_a, alive_b) = match victim {
+        0 => (2, 1),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+    let mut a = c.nodes[alive_a].ws(&alice);
+    let mut b = c.nodes[alive_b].ws(&bob);
+    let sent = loop {
+        let event = json!({"type": "message.send", "conversation_id": conv,
+            "client_msg_id": "m2", "body": {"text": "after the kill"}});
+        let answer = a.call(event, WAIT).expect("an answer");
+        if answer["type"] == "message.sent" {
+            break answer;
+        }
+        assert_eq!(answer["error"]["code"], "unavailable", "{answer}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "writes did not resume"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("writes resumed {:?} after the kill", killed.elapsed());
+    assert_eq!(sent["seq"], 2);
+    let got = loop {
+        let m = next_message(&mut b);
+        if m["seq"] == 2 {
+            break m;
+        }
+    };
+    assert_eq!(got["body"]["text"], "after the kill");
+
+    // The killed node comes back and catches up by itself.
+    c.nodes[victim].spawn();
+    let back = &c.nodes[victim];
+    common::wait_until("the restarted node sees every shard led", || {
+        (back.ops_get("/readyz").0 == 200).then_some(())
+    });
+    assert_eq!(
+        common::seqs(&back.history(&alice, &conv, "")["messages"]),
+        vec![1, 2]
+    );
+}
+
+#[test]
+fn a_data_directory_refuses_another_member_list() {
+    let peers = format!("1=127.0.0.1:{}", free_port());
+    let mut node = Server::prepare(None, &["--node-id", "1", "--peers", &peers, "--cores", "1"]);
+    node.spawn();
+    node.terminate();
+    let other = format!("{peers},2=127.0.0.1:{}", free_port());
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args([
+            "--node-id",
+            "1",
+            "--peers",
+            &other,
+            "--cores",
+            "1",
+            "--data-dir",
+        ])
+        .arg(node.data_dir())
+        .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+        .output()
+        .expect("chatd runs");
+    assert_eq!(status.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&status.stderr);
+    assert!(err.contains("belongs to cluster"), "{err}");
+}
+
+#[test]
+fn the_conformance_client_passes_through_one_node_of_a_cluster() {
+    let c = Cluster::start();
+    common::wait_until("leadership balanced over the nodes", || {
+        let mut leaders: Vec<u64> = (0..SHARDS).filter_map(|s| c.leader_of(0, s)).collect();
+        leaders.sort();
+        (leaders == vec![1, 2, 3]).then_some(())
+    });
+    let node = &c.nodes[1];
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tools/conformance/conformance.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("--http")
+        .arg(format!("http://{}", node.http.host_port))
+        .arg("--otp-file")
+        .arg(&node.otp_file)
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(out.status.success(), "conformance through node 2 failed");
+}
