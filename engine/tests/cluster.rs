@@ -1,6 +1,7 @@
 //! Cluster mode with real processes: three `chatd` nodes on loopback,
 //! each shard a Raft group with a replica on every node. Clients on
-//! different nodes talk to each other; a killed leader's shards move and
+//! different nodes talk to each other (an OTP code asked for on one node
+//! is checked on another); a killed leader's shards move and
 //! writes resume; a restarted node catches up by itself; a start with a
 //! different member list is refused with exit 2; the conformance client
 //! passes through one node while the shards are led by all three.
@@ -89,7 +90,15 @@ fn three_nodes_serve_clients_on_any_node_and_survive_a_leader_kill() {
         leaders.sort();
         (leaders == vec![1, 2, 3]).then_some(())
     });
-    let alice = c.nodes[0].login("+15550100001", "phone");
+    // A code asked for on node 3 is checked on node 1 (codes live on the
+    // leader of the phone's home shard; each node's sink gets its own).
+    let phone = "+15550100001";
+    let offset = chat_tools::client::otp_file_len(&c.nodes[2].otp_file);
+    chat_tools::client::request_otp(&c.nodes[2].http, phone).expect("otp on node 3");
+    let code = chat_tools::client::wait_for_otp(&c.nodes[2].otp_file, phone, offset, WAIT)
+        .expect("the code in node 3's sink");
+    let alice = chat_tools::client::verify(&c.nodes[0].http, phone, &code, "phone")
+        .expect("verify on node 1");
     let bob = c.nodes[1].login("+15550100002", "phone");
     let conv = c.nodes[2].direct(&alice, &bob);
     let mut a = c.nodes[0].ws(&alice);

@@ -59,13 +59,32 @@ pub enum AnyReply {
     Created(Created),
     Linked(Linked),
     Sent(Sent),
+    /// A new OTP code, minted on the leader; the node asked delivers it
+    /// to its own sink.
+    OtpCode(String),
+}
+
+/// What a replica asks of its shard's leader.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Work {
+    Command(AnyCommand),
+    /// OTP codes live on the leader of the phone's home shard (soft
+    /// state): a code asked for on one node is checked on any other.
+    OtpRequest {
+        phone: String,
+    },
+    OtpVerify {
+        phone: String,
+        code: String,
+        device_name: String,
+    },
 }
 
 /// A forwarded call: which shard, and what to do there.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Forward {
     pub shard: u16,
-    pub cmd: AnyCommand,
+    pub work: Work,
 }
 
 /// The leader's answer.
@@ -174,11 +193,11 @@ mod tests {
     fn forwards_and_answers_round_trip_and_garbage_is_refused() {
         let f = Forward {
             shard: 3,
-            cmd: AnyCommand::AddMember(AddMember {
+            work: Work::Command(AnyCommand::AddMember(AddMember {
                 conv: ConvId(1),
                 by: UserId(2),
                 user: UserId(3),
-            }),
+            })),
         };
         let bytes = encode_forward(&f);
         assert_eq!(decode_forward(&bytes).unwrap(), f);

@@ -8,9 +8,34 @@ use std::rc::Rc;
 use chat_replication::{GroupId, NodeId};
 use tracing::warn;
 
-use super::forward::{decode_forward, encode_answer, Answer};
+use super::forward::{decode_forward, encode_answer, Answer, AnyReply, Work};
 use super::replicator::Replicator;
-use crate::shard::error::unavailable;
+use crate::shard::error::{unavailable, ShardResult};
+use crate::shard::mesh::{Mesh, ShardOp};
+
+use crate::shard::ops::otp::{RequestCode, Verify};
+use crate::shard::Shard;
+
+/// Runs forwarded work on this replica (which must lead: a write refuses
+/// otherwise, and OTP work is only forwarded to the leader).
+async fn run(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, work: Work) -> ShardResult<AnyReply> {
+    match work {
+        Work::Command(cmd) => shard.write(mesh, |s, ctx| cmd.decide(s, ctx)).await,
+        Work::OtpRequest { phone } => Ok(AnyReply::OtpCode(RequestCode { phone }.mint(shard)?)),
+        Work::OtpVerify {
+            phone,
+            code,
+            device_name,
+        } => {
+            let op = Verify {
+                phone,
+                code,
+                device_name,
+            };
+            Ok(AnyReply::Linked(op.run(shard.clone(), mesh.clone()).await?))
+        }
+    }
+}
 
 pub fn serve_call(r: Rc<Replicator>, from: NodeId, id: u64, group: GroupId, body: Vec<u8>) {
     glommio::spawn_local(async move {
@@ -24,17 +49,13 @@ pub fn serve_call(r: Rc<Replicator>, from: NodeId, id: u64, group: GroupId, body
             }
             Ok(f) => match r.shard(group) {
                 None => Answer::Refused(unavailable("no replica of this shard here")),
-                Some(shard) => {
-                    let mesh = r.mesh_handle();
-                    let cmd = f.cmd;
-                    match shard.write(&mesh, |s, ctx| cmd.decide(s, ctx)).await {
-                        Ok(reply) => Answer::Done {
-                            reply,
-                            index: shard.committed().0,
-                        },
-                        Err(e) => Answer::Refused(e),
-                    }
-                }
+                Some(shard) => match run(&shard, &r.mesh_handle(), f.work).await {
+                    Ok(reply) => Answer::Done {
+                        reply,
+                        index: shard.committed().0,
+                    },
+                    Err(e) => Answer::Refused(e),
+                },
             },
         };
         r.answer(from, id, encode_answer(&answer));

@@ -27,7 +27,9 @@ use tracing::{error, warn};
 use super::error::{unavailable, ShardError, ShardResult};
 use super::mesh::Mesh;
 use super::runner::{Health, Shard};
-use crate::cluster::forward::{decode_answer, encode_forward, Answer, Command, Forward};
+use crate::cluster::forward::{
+    decode_answer, encode_forward, Answer, AnyReply, Command, Forward, Work,
+};
 use crate::cluster::replicator::{Fate, Replicator};
 use crate::constants::{LEADER_POLL_MS, LEADER_WAIT_MS, REBUILD_WAIT_MS};
 use crate::machine::records::{self, Rec, KIND_CHAT};
@@ -86,20 +88,41 @@ impl Shard {
             Route::Here => self.write(mesh, |s, ctx| cmd.decide(s, ctx)).await,
             Route::Nowhere => Err(unavailable("no leader for this shard")),
             Route::To(node) => {
-                let body = encode_forward(&Forward {
-                    shard: self.id.0,
-                    cmd: cmd.wrap(),
-                });
-                let bytes = r.call(node, self.group(), body).await?;
-                match decode_answer(&bytes).map_err(unavailable)? {
-                    Answer::Done { reply, index } => {
-                        self.wait_committed(Offset(index), REBUILD_WAIT_MS).await?;
-                        C::unwrap_reply(reply)
-                            .ok_or_else(|| unavailable("the leader answered another command"))
-                    }
-                    Answer::Refused(e) => Err(e),
-                }
+                let reply = self.forward(&r, node, Work::Command(cmd.wrap())).await?;
+                C::unwrap_reply(reply)
+                    .ok_or_else(|| unavailable("the leader answered another command"))
             }
+        }
+    }
+
+    /// Cluster mode, when another node leads: `work` done there. `None`:
+    /// do it here (a single node, or this replica leads).
+    pub async fn on_leader(&self, make: impl FnOnce() -> Work) -> Option<ShardResult<AnyReply>> {
+        let r = self.cluster()?;
+        match self.route(&r).await {
+            Route::Here => None,
+            Route::Nowhere => Some(Err(unavailable("no leader for this shard"))),
+            Route::To(node) => Some(self.forward(&r, node, make()).await),
+        }
+    }
+
+    async fn forward(
+        &self,
+        r: &Replicator,
+        node: chat_replication::NodeId,
+        work: Work,
+    ) -> ShardResult<AnyReply> {
+        let body = encode_forward(&Forward {
+            shard: self.id.0,
+            work,
+        });
+        let bytes = r.call(node, self.group(), body).await?;
+        match decode_answer(&bytes).map_err(unavailable)? {
+            Answer::Done { reply, index } => {
+                self.wait_committed(Offset(index), REBUILD_WAIT_MS).await?;
+                Ok(reply)
+            }
+            Answer::Refused(e) => Err(e),
         }
     }
 

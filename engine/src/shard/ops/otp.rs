@@ -7,6 +7,7 @@
 
 use std::rc::Rc;
 
+use crate::cluster::forward::{AnyReply, Work};
 use crate::constants::{
     OTP_REQUESTS_PER_WINDOW_MAX, OTP_REQUEST_WINDOW_SECONDS, OTP_TRIES_MAX, OTP_TTL_SECONDS,
 };
@@ -14,7 +15,7 @@ use crate::machine::cmd::link_device::{LinkDevice, Linked};
 use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, Millis, Seq};
 use crate::machine::token::{Secret, SECRET_BYTES};
-use crate::shard::error::ShardResult;
+use crate::shard::error::{unavailable, ShardResult};
 use crate::shard::mesh::{Mesh, ShardOp};
 use crate::shard::runner::Shard;
 use crate::shard::soft::Otp;
@@ -35,6 +36,24 @@ impl ShardOp for RequestCode {
     type Reply = u64;
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<u64> {
+        let phone = self.phone.clone();
+        let code = match shard.on_leader(|| Work::OtpRequest { phone }).await {
+            None => self.mint(&shard)?,
+            Some(answer) => match answer? {
+                AnyReply::OtpCode(code) => code,
+                _ => return Err(unavailable("the leader answered another request")),
+            },
+        };
+        // The code goes to this node's sink, whichever node holds it.
+        super::super::otp_sink::deliver(&shard.config.otp_sink, self.phone, code);
+        Ok(OTP_TTL_SECONDS)
+    }
+}
+
+impl RequestCode {
+    /// A new code for the phone, kept on this replica (the leader of the
+    /// phone's home shard in a cluster): the rate limit, then the code.
+    pub fn mint(&self, shard: &Shard) -> ShardResult<String> {
         let now = shard.clock.now();
         let window_ms = OTP_REQUEST_WINDOW_SECONDS * 1000;
         let code = {
@@ -60,8 +79,7 @@ impl ShardOp for RequestCode {
             soft.otp.insert(self.phone.clone(), otp);
             code
         };
-        super::super::otp_sink::deliver(&shard.config.otp_sink, self.phone, code);
-        Ok(OTP_TTL_SECONDS)
+        Ok(code)
     }
 }
 
@@ -106,6 +124,17 @@ impl ShardOp for Verify {
     type Reply = Linked;
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<Linked> {
+        let work = || Work::OtpVerify {
+            phone: self.phone.clone(),
+            code: self.code.clone(),
+            device_name: self.device_name.clone(),
+        };
+        if let Some(answer) = shard.on_leader(work).await {
+            return match answer? {
+                AnyReply::Linked(l) => Ok(l),
+                _ => Err(unavailable("the leader answered another request")),
+            };
+        }
         self.check_code(&shard, shard.clock.now())?;
         let secret = Secret(random::<SECRET_BYTES>());
         // A new device starts at the end of each conversation.
