@@ -111,13 +111,20 @@ const _: () = assert!(REBUILD_RETRY_MS < REBUILD_WAIT_MS);
 pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= chat_log::constants::SNAPSHOT_CHUNK_SIZE_BYTES_MAX);
 
-/// How long a write forwarded to its shard's leader waits for the answer.
-pub const FORWARD_WAIT_MS: u64 = 10_000;
+/// How long a write forwarded to its shard's leader waits for the answer
+/// (the leader itself gives up after `COMMIT_WAIT_MS`; a leader cut off
+/// from this node never answers).
+pub const FORWARD_WAIT_MS: u64 = 6_000;
 /// How long a write waits for its shard to have a leader (an election).
 pub const LEADER_WAIT_MS: u64 = 5_000;
 /// Between two looks for a leader while one is being elected.
 pub const LEADER_POLL_MS: u64 = 20;
+/// How long a leader's write waits for its commit before answering
+/// `unavailable` (cut off from the majority: it may still commit later,
+/// or be replaced; a resend with the same client_msg_id dedupes).
+pub const COMMIT_WAIT_MS: u64 = 5_000;
 /// One try of a read index (a leader that died drops it: ask again).
 pub const READ_INDEX_TRY_MS: u64 = 500;
 const _: () = assert!(LEADER_POLL_MS < LEADER_WAIT_MS && LEADER_WAIT_MS < FORWARD_WAIT_MS);
 const _: () = assert!(READ_INDEX_TRY_MS < LEADER_WAIT_MS);
+const _: () = assert!(COMMIT_WAIT_MS < FORWARD_WAIT_MS);

@@ -47,7 +47,11 @@ impl Cluster {
                     "--shards",
                     &shards,
                 ];
-                Server::prepare(None, &args)
+                let mut n = Server::prepare(None, &args);
+                let cut = n.dir.path().join("cut-off");
+                n.env
+                    .push(("CHATD_PEER_FAULT_FILE".into(), cut.display().to_string()));
+                n
             })
             .collect();
         let pending: Vec<_> = nodes.iter_mut().map(|n| n.begin()).collect();
@@ -70,6 +74,16 @@ impl Cluster {
     /// The leader (1-based node id) of `shard` as `node` sees it.
     fn leader_of(&self, node: usize, shard: usize) -> Option<u64> {
         self.shards(node)[shard]["leader"].as_u64()
+    }
+}
+
+/// Cuts `node` off from the others (or heals it): its peer frames drop.
+fn cut(c: &Cluster, node: usize, on: bool) {
+    let path = c.nodes[node].dir.path().join("cut-off");
+    if on {
+        std::fs::write(path, b"").unwrap();
+    } else {
+        std::fs::remove_file(path).unwrap();
     }
 }
 
@@ -212,4 +226,102 @@ fn the_conformance_client_passes_through_one_node_of_a_cluster() {
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(out.status.success(), "conformance through node 2 failed");
+}
+
+#[test]
+fn a_frozen_leader_serves_no_stale_read_when_it_wakes() {
+    let c = Cluster::start();
+    let alice = c.nodes[0].login("+15550100007", "phone");
+    let shard = shard_of(&alice.user_id);
+    let victim = c.leader_of(0, shard).expect("a leader") as usize - 1;
+    let other = (victim + 1) % 3;
+    let patch = |node: usize, name: &str| {
+        c.nodes[node].rest(
+            "PATCH",
+            "/v1/me",
+            Some(&alice.token),
+            Some(&json!({ "name": name })),
+        )
+    };
+    assert_eq!(patch(other, "before").0, 200);
+    let pid = c.nodes[victim].child.as_ref().expect("running").id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // The other two elect a leader of their own and take the write.
+    let started = Instant::now();
+    while patch(other, "after").0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no write while frozen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    // The old leader still thinks it leads; a read through it must not
+    // answer from its stale state.
+    let started = Instant::now();
+    loop {
+        let (status, me) = c.nodes[victim].rest("GET", "/v1/me", Some(&alice.token), None);
+        if status == 200 {
+            assert_eq!(me["name"], "after", "a stale read through the old leader");
+            break;
+        }
+        assert_eq!(status, 503, "{me}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the old leader never served"
+        );
+    }
+}
+
+#[test]
+fn a_node_cut_off_acknowledges_nothing_and_serves_no_stale_read() {
+    let c = Cluster::start();
+    let alice = c.nodes[0].login("+15550100009", "phone");
+    let shard = shard_of(&alice.user_id);
+    let victim = c.leader_of(0, shard).expect("a leader") as usize - 1;
+    let other = (victim + 1) % 3;
+    let patch = |node: usize, name: &str| {
+        c.nodes[node].rest(
+            "PATCH",
+            "/v1/me",
+            Some(&alice.token),
+            Some(&json!({ "name": name })),
+        )
+    };
+    let name_on = |node: usize| {
+        let (status, me) = c.nodes[node].rest("GET", "/v1/me", Some(&alice.token), None);
+        (status, me["name"].clone())
+    };
+    assert_eq!(patch(victim, "before").0, 200);
+    cut(&c, victim, true);
+    std::thread::sleep(Duration::from_millis(200));
+    // The cut-off leader cannot commit: no acknowledgement.
+    let (status, body) = patch(victim, "while cut off");
+    assert_eq!(status, 503, "{body}");
+    // The other two elect a leader and take writes (a write forwarded to
+    // the cut-off leader before they noticed may wait for its answer).
+    let started = Instant::now();
+    while patch(other, "after").0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the majority took no write"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A read through the cut-off node: `unavailable`, never its stale state.
+    let (status, name) = name_on(victim);
+    assert_eq!(
+        status, 503,
+        "a read through the cut-off node answered {name}"
+    );
+    cut(&c, victim, false);
+    common::wait_until("the healed node serves the latest write", || {
+        let (status, name) = name_on(victim);
+        (status == 200)
+            .then(|| assert_eq!(name, "after"))
+            .map(|_| ())
+    });
+    for n in 0..3 {
+        assert_eq!(name_on(n), (200, json!("after")), "node {}", n + 1);
+    }
 }

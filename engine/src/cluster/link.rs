@@ -167,7 +167,9 @@ pub async fn read_peer(
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let mut from: Option<NodeId> = None;
-    let hello_by = std::time::Instant::now() + Duration::from_millis(HELLO_TIMEOUT_MS);
+    // A peer that says nothing is dropped; once it said hello, silence is
+    // fine (an idle link between heartbeats).
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(HELLO_TIMEOUT_MS)));
     loop {
         loop {
             match decode_frame(&buf) {
@@ -175,7 +177,8 @@ pub async fn read_peer(
                     buf.drain(..used);
                     match (from, frame) {
                         (None, Frame::Hello { cluster, node, .. }) if accept(cluster, node) => {
-                            from = Some(node)
+                            from = Some(node);
+                            let _ = stream.set_read_timeout(None);
                         }
                         (None, _) => {
                             warn!("peer link refused: bad hello");
@@ -194,9 +197,6 @@ pub async fn read_peer(
                     return;
                 }
             }
-        }
-        if from.is_none() && std::time::Instant::now() > hello_by {
-            return;
         }
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,

@@ -87,6 +87,9 @@ pub struct Replicator {
     persist_waker: RefCell<Option<Waker>>,
     hard_states: RefCell<BTreeMap<GroupId, HardState>>,
     pub elections_seen: Cell<u64>,
+    /// Fault injection (tests): while set, every peer frame in or out is
+    /// dropped, as if this node were cut off from the others.
+    pub cut_off: Cell<bool>,
 }
 
 impl Replicator {
@@ -123,6 +126,7 @@ impl Replicator {
             persist_waker: RefCell::new(None),
             hard_states: RefCell::new(BTreeMap::new()),
             elections_seen: Cell::new(0),
+            cut_off: Cell::new(false),
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(r.clone()));
         r
@@ -254,6 +258,9 @@ impl Replicator {
             .get(&node)
             .cloned()
             .ok_or_else(|| unavailable("no link to the leader"))?;
+        if self.cut_off.get() {
+            return Err(unavailable("the leader's node is unreachable"));
+        }
         let (tx, rx) = oneshot::channel();
         self.calls.borrow_mut().insert(id, (node, tx));
         if !link.send(&Frame::Call { id, group, body }) {
@@ -286,6 +293,9 @@ impl Replicator {
 
     /// Sends an answer back to `node`.
     pub fn answer(&self, node: NodeId, id: u64, body: Vec<u8>) {
+        if self.cut_off.get() {
+            return;
+        }
         if let Some(link) = self.links.borrow().get(&node) {
             link.send(&Frame::Answer { id, body });
         }
@@ -306,6 +316,9 @@ impl Replicator {
     /// Frames from a peer (any core): raft messages and calls go to the
     /// core of their group, answers to the core that called.
     pub fn on_frame(self: &Rc<Self>, from: NodeId, frame: Frame) {
+        if self.cut_off.get() {
+            return;
+        }
         match frame {
             Frame::Raft(msgs) => {
                 let mut by_core: BTreeMap<CoreId, Vec<_>> = BTreeMap::new();
@@ -445,6 +458,9 @@ impl Replicator {
     }
 
     fn send(&self, msgs: Vec<Outgoing>) {
+        if self.cut_off.get() {
+            return;
+        }
         let mut by_node: BTreeMap<NodeId, Vec<_>> = BTreeMap::new();
         for m in msgs {
             by_node.entry(m.to).or_default().push((m.group, m.msg));

@@ -132,9 +132,35 @@ pub fn start(r: &Rc<Replicator>, cfg: &ClusterConfig) -> Result<(), String> {
         }
     })
     .detach();
+    if let Some(path) = std::env::var_os(PEER_FAULT_FILE_ENV) {
+        watch_fault_file(r.clone(), path.into());
+    }
     glommio::spawn_local(r.clone().pump()).detach();
     glommio::spawn_local(r.clone().persister()).detach();
     Ok(())
+}
+
+/// Fault injection for tests: while the file this names exists, the node
+/// drops every peer frame (a partition that clients can still reach).
+pub const PEER_FAULT_FILE_ENV: &str = "CHATD_PEER_FAULT_FILE";
+const FAULT_POLL_MS: u64 = 50;
+
+fn watch_fault_file(r: Rc<Replicator>, path: std::path::PathBuf) {
+    warn!(path = %path.display(), "peer fault injection armed ({PEER_FAULT_FILE_ENV})");
+    glommio::spawn_local(async move {
+        loop {
+            let cut = path.exists();
+            if cut != r.cut_off.replace(cut) {
+                warn!(
+                    cut,
+                    "peer fault injection: links {}",
+                    if cut { "cut" } else { "restored" }
+                );
+            }
+            glommio::timer::sleep(Duration::from_millis(FAULT_POLL_MS)).await;
+        }
+    })
+    .detach();
 }
 
 /// Waits until every group of this core knows a leader.

@@ -31,7 +31,7 @@ use crate::cluster::forward::{
     decode_answer, encode_forward, Answer, AnyReply, Command, Forward, Work,
 };
 use crate::cluster::replicator::{Fate, Replicator};
-use crate::constants::{LEADER_POLL_MS, LEADER_WAIT_MS, REBUILD_WAIT_MS};
+use crate::constants::{COMMIT_WAIT_MS, LEADER_POLL_MS, LEADER_WAIT_MS, REBUILD_WAIT_MS};
 use crate::machine::records::{self, Rec, KIND_CHAT};
 
 /// Where a command for this shard goes.

@@ -21,6 +21,8 @@ pub struct Server {
     pub ops: Endpoint,
     pub otp_file: PathBuf,
     pub args: Vec<String>,
+    /// Extra environment of the process (fault injection).
+    pub env: Vec<(String, String)>,
     stderr: Option<std::thread::JoinHandle<()>>,
     /// Where the data lives when not in `dir` (e.g. a small mount).
     pub data: Option<PathBuf>,
@@ -58,6 +60,7 @@ impl Server {
             ops: Endpoint::parse("http://127.0.0.1:1", None).unwrap(),
             otp_file,
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             dir,
             stderr: None,
             data,
@@ -88,6 +91,7 @@ impl Server {
         cmd.arg("--otp-sink")
             .arg(format!("file:{}", self.otp_file.display()));
         cmd.args(&self.args);
+        cmd.envs(self.env.iter().cloned());
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("chatd starts");
         let stdout = child.stdout.take().unwrap();
