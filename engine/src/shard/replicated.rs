@@ -171,13 +171,20 @@ impl Shard {
         drop(permit);
         self.maybe_snapshot();
         let (last, rx) = waits.pop().expect("a write proposes at least one record");
-        match rx.await {
+        let give_up = async {
+            glommio::timer::sleep(Duration::from_millis(COMMIT_WAIT_MS)).await;
+            Err(futures_channel::oneshot::Canceled)
+        };
+        match futures_lite::future::or(rx, give_up).await {
             Ok(Fate::Committed(_)) => {
                 self.release(mesh, Offset(last)).await;
                 Ok(reply)
             }
-            _ => Err(unavailable(
+            Ok(Fate::Lost) => Err(unavailable(
                 "leadership changed before the write committed; retry",
+            )),
+            Err(_) => Err(unavailable(
+                "no majority acknowledged the write in time (it may still be kept: resend to dedupe)",
             )),
         }
     }
