@@ -10,6 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use chat_tools::client::Session;
 use common::{next_message, send, Server, WAIT};
 use serde_json::{json, Value};
 
@@ -87,6 +88,35 @@ fn cut(c: &Cluster, node: usize, on: bool) {
     }
 }
 
+/// Waits until every node leads one of the three shards.
+fn wait_balanced(c: &Cluster) {
+    common::wait_until("leadership balanced over the nodes", || {
+        let mut leaders: Vec<u64> = (0..SHARDS).filter_map(|s| c.leader_of(0, s)).collect();
+        leaders.sort();
+        (leaders == vec![1, 2, 3]).then_some(())
+    });
+}
+
+/// A cluster, a user logged in on node 1, and the node (0-based) that
+/// leads the user's home shard.
+fn cluster_and_home_leader(phone: &str) -> (Cluster, Session, usize) {
+    let c = Cluster::start();
+    let alice = c.nodes[0].login(phone, "phone");
+    let shard = shard_of(&alice.user_id);
+    let victim = c.leader_of(0, shard).expect("a leader") as usize - 1;
+    (c, alice, victim)
+}
+
+/// `PATCH /v1/me` of `s` through `node`.
+fn set_name(c: &Cluster, s: &Session, node: usize, name: &str) -> (u16, Value) {
+    c.nodes[node].rest(
+        "PATCH",
+        "/v1/me",
+        Some(&s.token),
+        Some(&json!({ "name": name })),
+    )
+}
+
 fn shard_of(id: &str) -> usize {
     let n: u64 = id[1..].parse().expect("numeric id");
     (n % SHARDS as u64) as usize
@@ -99,11 +129,7 @@ fn three_nodes_serve_clients_on_any_node_and_survive_a_leader_kill() {
         assert_eq!(n.ops_get("/readyz").0, 200);
     }
     // Leadership spreads: every node leads one of the three shards.
-    common::wait_until("leadership balanced over the nodes", || {
-        let mut leaders: Vec<u64> = (0..SHARDS).filter_map(|s| c.leader_of(0, s)).collect();
-        leaders.sort();
-        (leaders == vec![1, 2, 3]).then_some(())
-    });
+    wait_balanced(&c);
     // A code asked for on node 3 is checked on node 1 (codes live on the
     // leader of the phone's home shard; each node's sink gets its own).
     let phone = "+15550100001";
@@ -205,11 +231,7 @@ fn a_data_directory_refuses_another_member_list() {
 #[test]
 fn the_conformance_client_passes_through_one_node_of_a_cluster() {
     let c = Cluster::start();
-    common::wait_until("leadership balanced over the nodes", || {
-        let mut leaders: Vec<u64> = (0..SHARDS).filter_map(|s| c.leader_of(0, s)).collect();
-        leaders.sort();
-        (leaders == vec![1, 2, 3]).then_some(())
-    });
+    wait_balanced(&c);
     let node = &c.nodes[1];
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -230,19 +252,9 @@ fn the_conformance_client_passes_through_one_node_of_a_cluster() {
 
 #[test]
 fn a_frozen_leader_serves_no_stale_read_when_it_wakes() {
-    let c = Cluster::start();
-    let alice = c.nodes[0].login("+15550100007", "phone");
-    let shard = shard_of(&alice.user_id);
-    let victim = c.leader_of(0, shard).expect("a leader") as usize - 1;
+    let (c, alice, victim) = cluster_and_home_leader("+15550100007");
     let other = (victim + 1) % 3;
-    let patch = |node: usize, name: &str| {
-        c.nodes[node].rest(
-            "PATCH",
-            "/v1/me",
-            Some(&alice.token),
-            Some(&json!({ "name": name })),
-        )
-    };
+    let patch = |node: usize, name: &str| set_name(&c, &alice, node, name);
     assert_eq!(patch(other, "before").0, 200);
     let pid = c.nodes[victim].child.as_ref().expect("running").id() as i32;
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -275,19 +287,9 @@ fn a_frozen_leader_serves_no_stale_read_when_it_wakes() {
 
 #[test]
 fn a_node_cut_off_acknowledges_nothing_and_serves_no_stale_read() {
-    let c = Cluster::start();
-    let alice = c.nodes[0].login("+15550100009", "phone");
-    let shard = shard_of(&alice.user_id);
-    let victim = c.leader_of(0, shard).expect("a leader") as usize - 1;
+    let (c, alice, victim) = cluster_and_home_leader("+15550100009");
     let other = (victim + 1) % 3;
-    let patch = |node: usize, name: &str| {
-        c.nodes[node].rest(
-            "PATCH",
-            "/v1/me",
-            Some(&alice.token),
-            Some(&json!({ "name": name })),
-        )
-    };
+    let patch = |node: usize, name: &str| set_name(&c, &alice, node, name);
     let name_on = |node: usize| {
         let (status, me) = c.nodes[node].rest("GET", "/v1/me", Some(&alice.token), None);
         (status, me["name"].clone())

@@ -25,7 +25,6 @@ use futures_channel::oneshot;
 use tracing::{error, warn};
 
 use super::link::Link;
-use crate::machine::ids::ShardId;
 use crate::shard::conn::CoreId;
 use crate::shard::error::{unavailable, ShardResult};
 use crate::shard::mesh::Mesh;
@@ -86,7 +85,6 @@ pub struct Replicator {
     in_flight: RefCell<VecDeque<InFlight>>,
     persist_waker: RefCell<Option<Waker>>,
     hard_states: RefCell<BTreeMap<GroupId, HardState>>,
-    pub elections_seen: Cell<u64>,
     /// Fault injection (tests): while set, every peer frame in or out is
     /// dropped, as if this node were cut off from the others.
     pub cut_off: Cell<bool>,
@@ -125,7 +123,6 @@ impl Replicator {
             in_flight: RefCell::new(VecDeque::new()),
             persist_waker: RefCell::new(None),
             hard_states: RefCell::new(BTreeMap::new()),
-            elections_seen: Cell::new(0),
             cut_off: Cell::new(false),
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(r.clone()));
@@ -560,10 +557,6 @@ impl Replicator {
         let d = self.driver.borrow();
         let groups: Vec<GroupId> = d.groups().collect();
         groups.into_iter().all(|g| d.leader(g).is_some())
-    }
-
-    pub fn shard_ids(&self) -> Vec<ShardId> {
-        self.shards.borrow().values().map(|s| s.id).collect()
     }
 }
 

@@ -28,11 +28,6 @@ pub struct Opened {
     pub applied: Offset,
 }
 
-/// The hard state and how far to replay a shard's log.
-pub fn commit_of(dir: &Path, shard: u16) -> Result<HardState, String> {
-    super::raft_log::read_hard_state(dir, shard)
-}
-
 /// Builds the core's replicator over its recovered shards.
 pub async fn replicator(
     cfg: &ClusterConfig,

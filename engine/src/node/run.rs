@@ -345,14 +345,15 @@ async fn open_replicas(
     id: CoreId,
     cores: u16,
 ) -> Result<(Rc<crate::cluster::replicator::Replicator>, Vec<Rc<Shard>>), String> {
-    use crate::cluster::start::{commit_of, recover, replicator, Opened};
+    use crate::cluster::raft_log::read_hard_state;
+    use crate::cluster::start::{recover, replicator, Opened};
     let mut opened = Vec::new();
     for s in (0..shared.shards).filter(|s| s % cores == id.0) {
         let path = shared.data_dir.join(format!("shard-{s:04}"));
         let log = chat_log::Log::open(&path, chat_log::Config::default())
             .await
             .map_err(|e| format!("shard {s}: {e}"))?;
-        let hs = commit_of(&shared.data_dir, s)?;
+        let hs = read_hard_state(&shared.data_dir, s)?;
         let (state, applied) = recover(&log, params(config), &hs)
             .await
             .map_err(|e| format!("shard {s}: {e}"))?;

@@ -130,10 +130,10 @@ impl Shard {
     async fn route(&self, r: &Replicator) -> Route {
         let mut waited = 0;
         loop {
-            let (role, leader, _) = r.lead_state(self.group());
-            if role == Role::Leader && self.leads_ready(r) {
+            if self.leads_ready(r) {
                 return Route::Here;
             }
+            let (_, leader, _) = r.lead_state(self.group());
             if let Some(l) = leader.filter(|l| *l != r.node) {
                 return Route::To(l);
             }
