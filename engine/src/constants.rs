@@ -128,3 +128,24 @@ pub const READ_INDEX_TRY_MS: u64 = 500;
 const _: () = assert!(LEADER_POLL_MS < LEADER_WAIT_MS && LEADER_WAIT_MS < FORWARD_WAIT_MS);
 const _: () = assert!(READ_INDEX_TRY_MS < LEADER_WAIT_MS);
 const _: () = assert!(COMMIT_WAIT_MS < FORWARD_WAIT_MS);
+
+/// Cluster mode: Raft's view of a shard's log (held in memory) keeps at
+/// most about twice this many entries: past it, the applied entries but
+/// the last this many are compacted away (`--snapshot-records` lowers
+/// it). A follower further behind fetches the log (`cluster/catch_up.rs`).
+pub const RAFT_KEEP_ENTRIES_MAX: u64 = 10_000;
+/// ... and at most this many bytes of entries (then everything applied goes).
+pub const RAFT_HELD_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// A follower catching up fetches the log in chunks of about this many
+/// bytes (one chunk may go over by one record).
+pub const CATCH_UP_CHUNK_BYTES: usize = 1024 * 1024;
+/// ... and stores its new compaction point every this many chunks, so that
+/// a restart in the middle resumes from there with little held in memory.
+pub const CATCH_UP_STORE_EVERY_CHUNKS: u64 = 16;
+const _: () = assert!(
+    CATCH_UP_CHUNK_BYTES + chat_replication::constants::PROPOSAL_SIZE_BYTES_MAX + 64 * 1024
+        <= chat_replication::constants::FRAME_BODY_SIZE_BYTES_MAX
+);
+const _: () = assert!(
+    RAFT_HELD_BYTES_MAX >= 16 * chat_replication::constants::PROPOSAL_SIZE_BYTES_MAX as u64
+);

@@ -30,6 +30,10 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Cluster {
         let peers: Vec<String> = (1..=3)
             .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
             .collect();
@@ -48,6 +52,7 @@ impl Cluster {
                     "--shards",
                     &shards,
                 ];
+                let args: Vec<&str> = args.iter().chain(extra).copied().collect();
                 let mut n = Server::prepare(None, &args);
                 let cut = n.dir.path().join("cut-off");
                 n.env
@@ -326,4 +331,97 @@ fn a_node_cut_off_acknowledges_nothing_and_serves_no_stale_read() {
     for n in 0..3 {
         assert_eq!(name_on(n), (200, json!("after")), "node {}", n + 1);
     }
+}
+
+/// Sends `text` as `id` until it is acknowledged (an election may refuse
+/// it with `unavailable` for a while); answers its seq.
+fn send_until_sent(ws: &mut chat_tools::client::Ws, conv: &str, id: &str, text: &str) -> u64 {
+    let started = Instant::now();
+    loop {
+        let event = json!({"type": "message.send", "conversation_id": conv,
+            "client_msg_id": id, "body": {"text": text}});
+        let answer = ws.call(event, WAIT).expect("an answer");
+        if answer["type"] == "message.sent" {
+            return answer["seq"].as_u64().expect("seq");
+        }
+        assert_eq!(answer["error"]["code"], "unavailable", "{answer}");
+        assert!(started.elapsed() < WAIT, "{id} was never acknowledged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_node_behind_the_leaders_compaction_point_fetches_the_log_and_serves_again() {
+    // Raft keeps about 2 × 10 entries per shard in memory: the 90 writes
+    // below leave the stopped node far behind every compaction point.
+    let mut c = Cluster::start_with(&["--snapshot-records", "10"]);
+    let alice = c.nodes[0].login("+15550100031", "phone");
+    let bob = c.nodes[1].login("+15550100032", "phone");
+    let conv = c.nodes[0].direct(&alice, &bob);
+    let shard = shard_of(&conv);
+    c.nodes[2].kill9();
+    let mut a = c.nodes[0].ws(&alice);
+    // 12 KiB each: the catch-up takes more than one 1 MiB chunk.
+    let text = "x".repeat(12 * 1024);
+    for i in 1..=90u64 {
+        let seq = send_until_sent(&mut a, &conv, &format!("m{i}"), &format!("{i} {text}"));
+        assert_eq!(seq, i);
+    }
+    let first = c.shards(0)[shard]["first_index"].as_u64().unwrap();
+    assert!(
+        first > 50,
+        "the leader compacted its Raft log (first index {first})"
+    );
+
+    c.nodes[2].spawn();
+    let back = &c.nodes[2];
+    common::wait_until("the restarted node applied every write", || {
+        let leader = c.shards(0)[shard]["commit_index"].as_u64()?;
+        let (_, v) = back.ops_get("/stats");
+        let applied = v["shards"][shard]["applied_index"].as_u64()?;
+        (applied >= leader && back.ops_get("/readyz").0 == 200).then_some(())
+    });
+    let (_, stats) = back.ops_get("/stats");
+    assert!(
+        stats["raft_catch_ups"].as_u64().unwrap() >= 1,
+        "the node caught up by fetching the log: {stats}"
+    );
+    let want: Vec<u64> = (1..=90).collect();
+    let page = back.history(&alice, &conv, "?limit=100");
+    assert_eq!(common::seqs(&page["messages"]), want);
+    assert!(page["messages"][89]["body"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("90 "));
+
+    // Its Raft log works again: with node 1 gone, nodes 2 and 3 are the
+    // majority that takes the next write.
+    c.nodes[0].kill9();
+    let mut b = c.nodes[1].ws(&bob);
+    assert_eq!(
+        send_until_sent(&mut b, &conv, "m91", "after the catch-up"),
+        91
+    );
+    let want: Vec<u64> = (1..=91).collect();
+    assert_eq!(
+        common::seqs(&c.nodes[2].history(&bob, &conv, "?limit=100")["messages"]),
+        want
+    );
+
+    // Node 1 restarts from its own compaction point (Raft sees only the
+    // entries after it) and still serves the whole history.
+    c.nodes[0].spawn();
+    let back = &c.nodes[0];
+    common::wait_until("node 1 back", || {
+        (back.ops_get("/readyz").0 == 200).then_some(())
+    });
+    let first = c.shards(0)[shard]["first_index"].as_u64().unwrap();
+    assert!(
+        first > 50,
+        "node 1 booted from its compaction point ({first})"
+    );
+    assert_eq!(
+        common::seqs(&back.history(&alice, &conv, "?limit=100")["messages"]),
+        want
+    );
 }

@@ -10,9 +10,9 @@
 //!
 //! Lives on one core; owns nothing shared.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use raft::eraftpb::{Message, Snapshot};
+use raft::eraftpb::{Message, MessageType, Snapshot};
 use raft::{Config, RawNode, StateRole};
 
 use crate::constants::*;
@@ -65,6 +65,9 @@ pub enum StepError {
     },
     /// raft-rs refused it (a local message type, an unknown peer).
     Refused(String),
+    /// The group is paused (its shell is catching up out of band): what
+    /// would change its log waits.
+    Paused,
 }
 
 /// Where a proposal went.
@@ -77,8 +80,8 @@ pub struct Proposed {
 /// A batch handed out and not yet reported durable.
 struct Batch {
     id: BatchId,
-    /// (group, ready number, snapshot index if the ready held one).
-    readies: Vec<(GroupId, u64, Option<u64>)>,
+    /// (group, its epoch, ready number, snapshot index if the ready held one).
+    readies: Vec<(GroupId, u64, u64, Option<u64>)>,
     held: Vec<Outgoing>,
 }
 
@@ -87,6 +90,11 @@ pub struct Driver {
     node: NodeId,
     settings: Settings,
     groups: BTreeMap<GroupId, Group>,
+    /// Groups that neither tick nor take appends (`pause`).
+    paused: BTreeSet<GroupId>,
+    /// Outcomes of groups reset since the last collect.
+    abandoned: Vec<crate::outcome::Outcome>,
+    next_epoch: u64,
     in_flight: VecDeque<Batch>,
     next_batch: u64,
     ticks: u64,
@@ -101,6 +109,9 @@ impl Driver {
             node,
             settings,
             groups: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            abandoned: Vec::new(),
+            next_epoch: 1,
             in_flight: VecDeque::new(),
             next_batch: 1,
             ticks: 0,
@@ -148,9 +159,50 @@ impl Driver {
         let config = self.config(applied.min(store.hard_state().commit));
         let raw = RawNode::new(&config, store.clone(), &self.logger).map_err(|e| e.to_string())?;
         let timeouts = (config.min_election_tick(), config.max_election_tick());
-        let g = Group::new(group, raw, store, replicas[0], self.settings.seed, timeouts);
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let g = Group::new(
+            group,
+            raw,
+            store,
+            replicas.to_vec(),
+            epoch,
+            self.settings.seed,
+            timeouts,
+        );
         self.groups.insert(group, g);
         Ok(())
+    }
+
+    /// Replaces this node's replica of `group` by one rebuilt from durable
+    /// state (the shell wrote entries to the log out of band: a follower
+    /// that fetched the committed log up to a leader's compaction point).
+    /// Its proposals still waiting are lost; batches in flight for the old
+    /// replica are not reported to the new one. Unpauses it.
+    pub fn reset_group(&mut self, group: GroupId, boot: Boot) -> Result<(), String> {
+        let mut old = self
+            .groups
+            .remove(&group)
+            .ok_or_else(|| format!("reset of unknown group {group}"))?;
+        old.abandon(&mut self.abandoned);
+        self.stats.resets += 1;
+        self.paused.remove(&group);
+        self.add_group(group, &old.replicas, boot)
+    }
+
+    /// A paused group does not tick (never campaigns) and refuses appends,
+    /// snapshots and leader transfers, so that its shell may write its log
+    /// out of band; heartbeats and votes still step.
+    pub fn pause(&mut self, group: GroupId, paused: bool) {
+        if paused {
+            self.paused.insert(group);
+        } else {
+            self.paused.remove(&group);
+        }
+    }
+
+    pub fn is_paused(&self, group: GroupId) -> bool {
+        self.paused.contains(&group)
     }
 
     fn config(&self, applied: u64) -> Config {
@@ -175,6 +227,9 @@ impl Driver {
         self.ticks += 1;
         let balance = self.ticks.is_multiple_of(BALANCE_INTERVAL_TICKS);
         for g in self.groups.values_mut() {
+            if self.paused.contains(&g.id) {
+                continue;
+            }
             // Before the tick: a tick that ends an election timeout resets
             // every follower's `recent_active` (check quorum).
             if balance {
@@ -194,6 +249,13 @@ impl Driver {
             .groups
             .get_mut(&group)
             .ok_or(StepError::UnknownGroup(group))?;
+        let changes_log = matches!(
+            msg.get_msg_type(),
+            MessageType::MsgAppend | MessageType::MsgSnapshot | MessageType::MsgTimeoutNow
+        );
+        if changes_log && self.paused.contains(&group) {
+            return Err(StepError::Paused);
+        }
         let r = g
             .raw
             .step(msg)
@@ -251,12 +313,13 @@ impl Driver {
 
     /// Whether `collect` has anything to hand out.
     pub fn has_ready(&self) -> bool {
-        self.groups.values().any(|g| g.raw.has_ready())
+        !self.abandoned.is_empty() || self.groups.values().any(|g| g.raw.has_ready())
     }
 
     /// Takes every group's ready work as one output.
     pub fn collect(&mut self) -> Output {
         let mut out = Output::default();
+        out.outcomes.append(&mut self.abandoned);
         let mut batch = Batch {
             id: BatchId(self.next_batch),
             readies: Vec::new(),
@@ -290,8 +353,11 @@ impl Driver {
     }
 
     fn finish(&mut self, batch: Batch) -> Vec<Outgoing> {
-        for (group, number, snapshot) in batch.readies {
+        for (group, epoch, number, snapshot) in batch.readies {
             let g = self.groups.get_mut(&group).expect("a batch's group stays");
+            if g.epoch != epoch {
+                continue; // made by a replica since reset
+            }
             g.raw.on_persist_ready(number);
             if let Some(index) = snapshot.filter(|&i| i > g.raw.raft.raft_log.applied) {
                 g.raw.advance_apply_to(index);
@@ -380,7 +446,12 @@ fn collect_group(g: &mut Group, out: &mut Output, batch: &mut Batch, stats: &mut
         to: NodeId(m.to),
         msg: m,
     };
-    out.send.extend(rd.take_messages().into_iter().map(to_out));
+    let msgs = rd.take_messages();
+    stats.snapshots_sent += msgs
+        .iter()
+        .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+        .count() as u64;
+    out.send.extend(msgs.into_iter().map(to_out));
     for rs in rd.take_read_states() {
         // Only our own requests carry a context, always 8 bytes.
         if let Ok(token) = <[u8; 8]>::try_from(&rs.request_ctx[..]) {
@@ -421,7 +492,7 @@ fn collect_group(g: &mut Group, out: &mut Output, batch: &mut Batch, stats: &mut
     batch
         .held
         .extend(rd.take_persisted_messages().into_iter().map(to_out));
-    batch.readies.push((g.id, rd.number(), snap_index));
+    batch.readies.push((g.id, g.epoch, rd.number(), snap_index));
     g.raw.advance_append_async(rd);
     if let Some(last) = committed.last() {
         g.raw.advance_apply_to(last.index);
@@ -438,7 +509,8 @@ fn collect_group(g: &mut Group, out: &mut Output, batch: &mut Batch, stats: &mut
 /// Hands leadership of `g` to its preferred replica when this node leads
 /// in its place and the preferred one has every entry.
 fn balance_leader(g: &mut Group, me: NodeId) {
-    if !g.is_leader() || g.preferred == me || g.pending() > 0 {
+    let preferred = g.preferred();
+    if !g.is_leader() || preferred == me || g.pending() > 0 {
         return;
     }
     let last = g.raw.raft.raft_log.last_index();
@@ -446,9 +518,9 @@ fn balance_leader(g: &mut Group, me: NodeId) {
         .raw
         .raft
         .prs()
-        .get(g.preferred.0)
+        .get(preferred.0)
         .is_some_and(|p| p.matched == last && p.recent_active);
     if ready {
-        g.raw.transfer_leader(g.preferred.0);
+        g.raw.transfer_leader(preferred.0);
     }
 }

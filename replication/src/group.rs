@@ -23,8 +23,13 @@ pub struct Group {
     pub(crate) id: GroupId,
     pub(crate) raw: RawNode<GroupStore>,
     pub(crate) store: GroupStore,
-    /// The node the placement prefers as leader (leadership balance).
-    pub(crate) preferred: NodeId,
+    /// The placement's replicas, the preferred leader first (leadership
+    /// balance).
+    pub(crate) replicas: Vec<NodeId>,
+    /// Which incarnation of the group this is (`Driver::reset_group`
+    /// starts a new one): a batch made by an older one is not reported
+    /// to this one.
+    pub(crate) epoch: u64,
     pending: BTreeMap<u64, Pending>,
     overwritten: Vec<Outcome>,
     seed: u64,
@@ -37,7 +42,8 @@ impl Group {
         id: GroupId,
         raw: RawNode<GroupStore>,
         store: GroupStore,
-        preferred: NodeId,
+        replicas: Vec<NodeId>,
+        epoch: u64,
         seed: u64,
         timeouts: (usize, usize),
     ) -> Group {
@@ -46,7 +52,8 @@ impl Group {
             id,
             raw,
             store,
-            preferred,
+            replicas,
+            epoch,
             pending,
             overwritten: Vec::new(),
             seed,
@@ -115,6 +122,21 @@ impl Group {
                 token: p.token,
             });
         }
+    }
+
+    /// The group is being replaced: none of its proposals will be told.
+    pub(crate) fn abandon(&mut self, out: &mut Vec<Outcome>) {
+        out.append(&mut self.overwritten);
+        for (_, p) in std::mem::take(&mut self.pending) {
+            out.push(Outcome::Lost {
+                group: self.id,
+                token: p.token,
+            });
+        }
+    }
+
+    pub(crate) fn preferred(&self) -> NodeId {
+        self.replicas[0]
     }
 
     pub(crate) fn pending(&self) -> usize {

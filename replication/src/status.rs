@@ -80,4 +80,8 @@ pub struct DriverStats {
     pub leaderships: u64,
     /// Proposals raft refused while leading.
     pub proposals_dropped: u64,
+    /// Snapshots (compaction points) sent to followers behind them.
+    pub snapshots_sent: u64,
+    /// Times a group was rebuilt from durable state (`reset_group`).
+    pub resets: u64,
 }

@@ -42,6 +42,12 @@ struct Core {
     meta: SnapshotMetadata,
     snapshot: Snapshot,
     entries: Vec<Entry>,
+    /// Bytes of entry data held (the shell compacts on it too).
+    bytes: u64,
+}
+
+fn data_bytes(entries: &[Entry]) -> u64 {
+    entries.iter().map(|e| e.data.len() as u64).sum()
 }
 
 /// The raft-rs view of one group's log. Cheap to clone (one `Rc`).
@@ -79,6 +85,7 @@ impl GroupStore {
             hard_state,
             meta,
             snapshot: boot.snapshot,
+            bytes: data_bytes(&boot.entries),
             entries: boot.entries,
         };
         GroupStore {
@@ -103,7 +110,9 @@ impl GroupStore {
             "append at {} leaves a gap after {last}",
             first.index
         );
-        core.entries.truncate((first.index - base - 1) as usize);
+        let cut = core.entries.split_off((first.index - base - 1) as usize);
+        core.bytes -= data_bytes(&cut);
+        core.bytes += data_bytes(entries);
         core.entries.extend_from_slice(entries);
     }
 
@@ -127,6 +136,7 @@ impl GroupStore {
             core.hard_state.term = meta.term;
         }
         core.entries.clear();
+        core.bytes = 0;
         core.meta = meta;
         core.snapshot = snapshot.clone();
     }
@@ -150,6 +160,7 @@ impl GroupStore {
             core.entries.last().map(|e| e.term),
             Some(snapshot.get_metadata().term)
         );
+        core.bytes -= data_bytes(&core.entries);
         core.entries = keep;
         core.meta = snapshot.get_metadata().clone();
         core.snapshot = snapshot;
@@ -164,6 +175,17 @@ impl GroupStore {
     /// The hard state as last set.
     pub fn hard_state(&self) -> HardState {
         self.core.borrow().hard_state.clone()
+    }
+
+    /// Bytes of entry data held in memory.
+    pub fn held_bytes(&self) -> u64 {
+        self.core.borrow().bytes
+    }
+
+    /// Index and term of the compaction point (0, 0 for a new group).
+    pub fn base(&self) -> (u64, u64) {
+        let core = self.core.borrow();
+        (core.meta.index, core.meta.term)
     }
 
     /// Index of the first entry still held.
@@ -298,8 +320,11 @@ mod tests {
         let mut snap = Snapshot::default();
         snap.mut_metadata().index = 3;
         snap.mut_metadata().term = 1;
+        assert_eq!(s.held_bytes(), 5);
         s.compact(snap);
         assert_eq!(s.first(), 4);
+        assert_eq!(s.held_bytes(), 2);
+        assert_eq!(s.base(), (3, 1));
         assert!(matches!(
             s.entries(3, 5, None, GetEntriesContext::empty(false)),
             Err(raft::Error::Store(StorageError::Compacted))

@@ -62,6 +62,17 @@ pub enum AnyReply {
     /// A new OTP code, minted on the leader; the node asked delivers it
     /// to its own sink.
     OtpCode(String),
+    /// Committed log records (`Work::FetchLog`), in order.
+    Records(Vec<LogRecord>),
+}
+
+/// One record of a shard's log, as a follower catching up fetches it.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub index: u64,
+    pub term: u64,
+    pub kind: u8,
+    pub payload: Vec<u8>,
 }
 
 /// What a replica asks of its shard's leader.
@@ -77,6 +88,13 @@ pub enum Work {
         phone: String,
         code: String,
         device_name: String,
+    },
+    /// The committed records from `from` through `upto`, as many as fit
+    /// in about `CATCH_UP_CHUNK_BYTES` (any replica that committed them
+    /// answers: a follower behind the leader's compaction point).
+    FetchLog {
+        from: u64,
+        upto: u64,
     },
 }
 

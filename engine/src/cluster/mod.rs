@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - `membership.rs` the `CLUSTER` file: members, shards, placement; refused if the flags differ
-//! - `raft_log.rs`   the shard's chat-log as its Raft log; the hard state file
+//! - `raft_log.rs`   the shard's chat-log as its Raft log; the hard state and compaction point file
+//! - `catch_up.rs`   a follower behind the leader's compaction point fetches the committed log
 //! - `forward.rs`    commands and replies a replica hands to the leader (rkyv, validated)
 //! - `link.rs`       peer links: one TCP connection per (core, peer), bounded queues, backoff
 //! - `replicator.rs` one core's driver, links and pump (persist, send, apply, fates)
@@ -13,6 +14,7 @@
 //! - `start.rs`      bringing a core's replicas up at startup
 //! - `status_cmd.rs` `chatd cluster-status`: the cluster as a table
 
+pub mod catch_up;
 pub mod forward;
 pub mod link;
 pub mod membership;

@@ -2,8 +2,16 @@
 //! record at offset `i`, with the entry's term. A chat record's payload is
 //! the entry's data; the leader's empty entry and configuration entries
 //! get kinds of their own (replay passes them by). The hard state (term,
-//! vote, commit) lives beside the log in `shard-NNNN.raft`, rewritten
-//! atomically when the term or vote changes.
+//! vote, commit) and the compaction point (`Base`) live beside the log in
+//! `shard-NNNN.raft`, rewritten atomically when the term or vote changes
+//! and at each compaction.
+//!
+//! Compaction drops entries from Raft's view (memory), not from the disk:
+//! the log also holds every message body that history reads, so its
+//! segments go only by retention. A restarted replica hands raft-rs the
+//! entries after the compaction point; a follower behind a leader's
+//! compaction point fetches the committed records up to it
+//! (`catch_up.rs`).
 //!
 //! Lives on: the shard's core.
 
@@ -25,69 +33,120 @@ fn hard_state_name(shard: u16) -> String {
     format!("shard-{shard:04}.raft")
 }
 
-/// The hard state as stored; zeros for a new shard.
-pub fn read_hard_state(dir: &Path, shard: u16) -> Result<HardState, String> {
+/// Where Raft's view of the log starts: the last entry compacted away
+/// (committed and applied) and its term. Zeros: nothing compacted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Base {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// What `shard-NNNN.raft` holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stored {
+    pub hard_state: HardState,
+    pub base: Base,
+}
+
+/// The stored state; zeros for a new shard. The file is
+/// `term vote commit [base_index base_term]`.
+pub fn read_hard_state(dir: &Path, shard: u16) -> Result<Stored, String> {
     let path: PathBuf = dir.join(hard_state_name(shard));
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::default()),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
+    let bad = || format!("{}: not a hard state", path.display());
     let nums: Vec<u64> = text
         .split_whitespace()
         .map(str::parse)
         .collect::<Result<_, _>>()
-        .map_err(|_| format!("{}: not a hard state", path.display()))?;
-    let [term, vote, commit] = nums[..] else {
-        return Err(format!("{}: not a hard state", path.display()));
+        .map_err(|_| bad())?;
+    let (term, vote, commit, base) = match nums[..] {
+        [t, v, c] => (t, v, c, Base::default()),
+        [t, v, c, index, term] => (t, v, c, Base { index, term }),
+        _ => return Err(bad()),
     };
-    Ok(HardState {
+    if base.index > commit || base.term > term {
+        return Err(format!(
+            "{}: compaction point past the commit",
+            path.display()
+        ));
+    }
+    let hard_state = HardState {
         term,
         vote,
         commit,
         ..HardState::default()
-    })
+    };
+    Ok(Stored { hard_state, base })
 }
 
-pub async fn write_hard_state(dir: &Path, shard: u16, hs: &HardState) -> LogResult<()> {
-    let text = format!("{} {} {}\n", hs.term, hs.vote, hs.commit);
+pub async fn write_hard_state(dir: &Path, shard: u16, stored: &Stored) -> LogResult<()> {
+    let (hs, b) = (&stored.hard_state, stored.base);
+    assert!(b.index <= hs.commit, "compaction point past the commit");
+    let text = format!(
+        "{} {} {} {} {}\n",
+        hs.term, hs.vote, hs.commit, b.index, b.term
+    );
     chat_log::write_atomic(dir, &hard_state_name(shard), text.as_bytes()).await
 }
 
-/// Every record of the log as Raft entries (cluster mode keeps the whole
-/// log: nothing is compacted yet), with the stored hard state.
-pub async fn read_boot(log: &dyn LogStore, hs: HardState, applied: u64) -> Result<Boot, String> {
-    if log.first_offset() != Offset(1) {
-        return Err("cluster mode needs the shard's whole log (its start was dropped)".into());
+/// The records after the compaction point as Raft entries, with the
+/// stored hard state: what raft-rs starts from.
+pub async fn read_boot(log: &dyn LogStore, stored: &Stored, applied: u64) -> Result<Boot, String> {
+    let base = stored.base;
+    if log.first_offset().0 > base.index + 1 {
+        return Err(format!(
+            "the log starts at {} but Raft needs it from {}",
+            log.first_offset().0,
+            base.index + 1
+        ));
+    }
+    if log.last_offset().0 < base.index {
+        return Err(format!(
+            "the log ends at {} before its compaction point {}",
+            log.last_offset().0,
+            base.index
+        ));
     }
     let mut entries = Vec::new();
-    let mut reader = log.reader_from(Offset(1));
+    let mut reader = log.reader_from(Offset(base.index + 1));
     while let Some(record) = reader.next().await {
         let r = record.map_err(|e| e.to_string())?;
-        let entry_type = if r.kind == KIND_RAFT_CONF {
-            EntryType::EntryConfChange
-        } else {
-            EntryType::EntryNormal
-        };
-        let data = if r.kind == KIND_RAFT_EMPTY {
-            Vec::new()
-        } else {
-            r.payload.to_vec()
-        };
-        entries.push(Entry {
-            entry_type,
-            index: r.offset.0,
-            term: r.term.0,
-            data: data.into(),
-            ..Entry::default()
-        });
+        entries.push(entry_of(r.offset.0, r.term.0, r.kind, r.payload.to_vec()));
     }
+    let mut snapshot = chat_replication::eraftpb::Snapshot::default();
+    snapshot.mut_metadata().index = base.index;
+    snapshot.mut_metadata().term = base.term;
     Ok(Boot {
-        hard_state: hs,
+        hard_state: stored.hard_state.clone(),
+        snapshot,
         entries,
         applied,
-        ..Boot::default()
     })
+}
+
+/// A record as a Raft entry.
+pub fn entry_of(index: u64, term: u64, kind: Kind, payload: Vec<u8>) -> Entry {
+    let entry_type = if kind == KIND_RAFT_CONF {
+        EntryType::EntryConfChange
+    } else {
+        EntryType::EntryNormal
+    };
+    let data = if kind == KIND_RAFT_EMPTY {
+        Vec::new()
+    } else {
+        payload
+    };
+    Entry {
+        entry_type,
+        index,
+        term,
+        data: data.into(),
+        ..Entry::default()
+    }
 }
 
 /// The chat-log kind of an entry.

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use chat_replication::eraftpb::HardState;
+use chat_replication::eraftpb::{MessageType, Snapshot};
 use chat_replication::{
     Apply, BatchId, Driver, Frame, GroupId, Membership, NodeId, Outcome, Outgoing, Output,
     ProposeError, Role, Token,
@@ -25,6 +25,8 @@ use futures_channel::oneshot;
 use tracing::{error, warn};
 
 use super::link::Link;
+use super::raft_log::{Base, Stored};
+use crate::constants::{RAFT_HELD_BYTES_MAX, RAFT_KEEP_ENTRIES_MAX};
 use crate::shard::conn::CoreId;
 use crate::shard::error::{unavailable, ShardResult};
 use crate::shard::mesh::Mesh;
@@ -84,7 +86,13 @@ pub struct Replicator {
     waker: RefCell<Option<Waker>>,
     in_flight: RefCell<VecDeque<InFlight>>,
     persist_waker: RefCell<Option<Waker>>,
-    hard_states: RefCell<BTreeMap<GroupId, HardState>>,
+    /// What each group's `shard-NNNN.raft` holds.
+    stored: RefCell<BTreeMap<GroupId, Stored>>,
+    /// Held while entries are appended to a log of this core: the pump's
+    /// and a catch-up's appends never interleave.
+    append_lock: glommio::sync::Semaphore,
+    /// Catch-ups (log fetched up to a leader's compaction point) done.
+    pub catch_ups: Cell<u64>,
     /// Fault injection (tests): while set, every peer frame in or out is
     /// dropped, as if this node were cut off from the others.
     pub cut_off: Cell<bool>,
@@ -122,7 +130,9 @@ impl Replicator {
             waker: RefCell::new(None),
             in_flight: RefCell::new(VecDeque::new()),
             persist_waker: RefCell::new(None),
-            hard_states: RefCell::new(BTreeMap::new()),
+            stored: RefCell::new(BTreeMap::new()),
+            catch_ups: Cell::new(0),
+            append_lock: glommio::sync::Semaphore::new(1),
             cut_off: Cell::new(false),
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(r.clone()));
@@ -134,11 +144,34 @@ impl Replicator {
     }
 
     /// Adds this core's replica of `shard` (its group was added to the
-    /// driver already, with `hs` as the stored hard state).
-    pub fn add_shard(&self, shard: Rc<Shard>, hs: HardState) {
+    /// driver already, from `stored`).
+    pub fn add_shard(&self, shard: Rc<Shard>, stored: Stored) {
         let g = GroupId(shard.id.0 as u32);
-        self.hard_states.borrow_mut().insert(g, hs);
+        self.stored.borrow_mut().insert(g, stored);
         self.shards.borrow_mut().insert(g, shard);
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The group's stored state as last written.
+    pub fn stored(&self, group: GroupId) -> Stored {
+        self.stored
+            .borrow()
+            .get(&group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Writes the group's hard state and compaction point durably.
+    pub async fn store(&self, group: GroupId, stored: Stored) -> Result<(), String> {
+        let shard = group.0 as u16;
+        super::raft_log::write_hard_state(&self.dir, shard, &stored)
+            .await
+            .map_err(|e| format!("shard {shard}: hard state: {e}"))?;
+        self.stored.borrow_mut().insert(group, stored);
+        Ok(())
     }
 
     pub fn set_mesh(&self, mesh: Rc<dyn Mesh>) {
@@ -298,10 +331,17 @@ impl Replicator {
         }
     }
 
-    /// A raft message for a group of this core.
-    pub fn step(&self, group: GroupId, msg: chat_replication::eraftpb::Message) {
-        if let Err(e) = self.driver.borrow_mut().step(group, msg) {
-            warn!(group = group.0, error = ?e, "peer message refused");
+    /// A raft message for a group of this core. A snapshot is a leader's
+    /// compaction point: this replica fetches the log up to it instead
+    /// (`catch_up.rs`).
+    pub fn step(self: &Rc<Self>, group: GroupId, msg: chat_replication::eraftpb::Message) {
+        if msg.get_msg_type() == MessageType::MsgSnapshot {
+            super::catch_up::on_snapshot(self, group, &msg);
+            return;
+        }
+        match self.driver.borrow_mut().step(group, msg) {
+            Ok(()) | Err(chat_replication::StepError::Paused) => {}
+            Err(e) => warn!(group = group.0, error = ?e, "peer message refused"),
         }
         self.kick();
     }
@@ -408,6 +448,9 @@ impl Replicator {
                 Apply::Entries { group, entries } => {
                     if let Some(s) = self.shard(group) {
                         s.apply_committed(&mesh, &entries);
+                        if let Err(e) = self.maybe_compact(&s).await {
+                            fatal(&e);
+                        }
                     }
                 }
                 Apply::Snapshot { group, .. } => fatal(&format!(
@@ -468,12 +511,25 @@ impl Replicator {
                 continue;
             };
             let groups: Vec<GroupId> = msgs.iter().map(|(g, _)| *g).collect();
-            if !link.send(&Frame::Raft(msgs)) {
-                let mut d = self.driver.borrow_mut();
+            let snapshots: Vec<GroupId> = msgs
+                .iter()
+                .filter(|(_, m)| m.get_msg_type() == MessageType::MsgSnapshot)
+                .map(|(g, _)| *g)
+                .collect();
+            let sent = link.send(&Frame::Raft(msgs));
+            let mut d = self.driver.borrow_mut();
+            if !sent {
                 d.report_unreachable(node);
                 for g in groups {
                     d.report_snapshot(g, node, false);
                 }
+                continue;
+            }
+            // A snapshot names the compaction point only; the follower
+            // fetches the log itself, so it is delivered once sent: the
+            // leader probes from after it (one append per heartbeat).
+            for g in snapshots {
+                d.report_snapshot(g, node, true);
             }
         }
     }
@@ -492,28 +548,35 @@ impl Replicator {
             ));
         }
         if let Some(hs) = &p.hard_state {
-            let changed = {
-                let mut stored = self.hard_states.borrow_mut();
-                let old = stored.entry(p.group).or_default();
-                let changed = old.term != hs.term || old.vote != hs.vote;
-                if changed {
-                    *old = hs.clone();
-                }
-                changed
-            };
-            if changed {
-                super::raft_log::write_hard_state(&self.dir, shard.id.0, hs)
-                    .await
-                    .map_err(|e| format!("shard {}: hard state: {e}", shard.id.0))?;
+            let mut stored = self.stored(p.group);
+            let old = &stored.hard_state;
+            if old.term != hs.term || old.vote != hs.vote {
+                stored.hard_state = hs.clone();
+                self.store(p.group, stored).await?;
             }
         }
         if p.entries.is_empty() {
             return Ok(None);
         }
-        let durable = super::raft_log::append(&*shard.log, &p.entries)
-            .await
-            .map_err(|e| format!("shard {}: append: {e}", shard.id.0))?;
+        let durable = self.append(&shard, &p.entries).await?;
         Ok(Some(durable))
+    }
+
+    /// Appends entries to `shard`'s log at their indices (a conflicting
+    /// suffix goes first); answers the wait for their durability.
+    pub async fn append(
+        &self,
+        shard: &Shard,
+        entries: &[chat_replication::eraftpb::Entry],
+    ) -> Result<LocalBoxFuture<'static, LogResult<()>>, String> {
+        let _permit = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|e| e.to_string())?;
+        super::raft_log::append(&*shard.log, entries)
+            .await
+            .map_err(|e| format!("shard {}: append: {e}", shard.id.0))
     }
 
     /// The persister: reports batches durable, in order, and sends the
@@ -547,9 +610,54 @@ impl Replicator {
             let g = GroupId(s.id.0 as u32);
             let hs = self.driver.borrow().store(g).map(|st| st.hard_state());
             if let Some(hs) = hs {
-                let _ = super::raft_log::write_hard_state(&self.dir, s.id.0, &hs).await;
+                let mut stored = self.stored(g);
+                stored.hard_state = hs;
+                let _ = self.store(g, stored).await;
             }
         }
+    }
+
+    /// Drops applied entries from Raft's view once more than twice the
+    /// compaction interval are held (or too many bytes), keeping the last
+    /// interval for followers a little behind. The compaction point is
+    /// stored first: a restart hands raft-rs only what follows it.
+    async fn maybe_compact(&self, shard: &Shard) -> Result<(), String> {
+        let g = shard.group();
+        let keep = shard.config.snapshot_records.min(RAFT_KEEP_ENTRIES_MAX);
+        let (base, bytes, term_of, conf, hs) = {
+            let d = self.driver.borrow();
+            let Some(st) = d.store(g) else { return Ok(()) };
+            let applied = shard.committed().0;
+            let target = if st.held_bytes() > RAFT_HELD_BYTES_MAX {
+                applied
+            } else {
+                applied.saturating_sub(keep)
+            };
+            (
+                st.base().0,
+                st.held_bytes(),
+                st.term_of(target).map(|t| (target, t)),
+                st.conf_state(),
+                st.hard_state(),
+            )
+        };
+        let Some((index, term)) = term_of.filter(|(i, _)| *i > base) else {
+            return Ok(());
+        };
+        if index < base + keep && bytes <= RAFT_HELD_BYTES_MAX {
+            return Ok(());
+        }
+        let stored = Stored {
+            hard_state: hs,
+            base: Base { index, term },
+        };
+        self.store(g, stored).await?;
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().term = term;
+        *snapshot.mut_metadata().mut_conf_state() = conf;
+        self.driver.borrow_mut().compact(g, snapshot);
+        Ok(())
     }
 
     /// Whether every group of this core knows a leader.
@@ -562,7 +670,7 @@ impl Replicator {
 
 /// The node cannot keep Raft's promises (a write to its own disk failed):
 /// it stops; the others go on, and it catches up when restarted.
-fn fatal(why: &str) -> ! {
+pub(crate) fn fatal(why: &str) -> ! {
     error!("{why}: stopping this node");
     std::process::exit(1);
 }

@@ -34,6 +34,7 @@ async fn run(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, work: Work) -> ShardResult<
             };
             Ok(AnyReply::Linked(op.run(shard.clone(), mesh.clone()).await?))
         }
+        Work::FetchLog { from, upto } => super::catch_up::serve_fetch(shard, from, upto).await,
     }
 }
 

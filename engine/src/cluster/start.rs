@@ -15,6 +15,7 @@ use chat_replication::{Driver, Frame, GroupId, Membership, NodeId, Settings};
 use tracing::{info, warn};
 
 use super::link::{read_peer, Link};
+use super::raft_log::Stored;
 use super::replicator::{with_local, Replicator};
 use crate::config::ClusterConfig;
 use crate::shard::conn::CoreId;
@@ -24,7 +25,7 @@ use crate::shard::Shard;
 /// A shard's recovered replica, before it joins the driver.
 pub struct Opened {
     pub shard: Shard,
-    pub hard_state: HardState,
+    pub stored: Stored,
     pub applied: Offset,
 }
 
@@ -47,12 +48,11 @@ pub async fn replicator(
     let mut ready = Vec::new();
     for o in opened {
         let g = GroupId(o.shard.id.0 as u32);
-        let boot =
-            super::raft_log::read_boot(&*o.shard.log, o.hard_state.clone(), o.applied.0).await?;
+        let boot = super::raft_log::read_boot(&*o.shard.log, &o.stored, o.applied.0).await?;
         driver
             .add_group(g, membership.replicas(g), boot)
             .map_err(|e| format!("shard {}: {e}", g.0))?;
-        ready.push((Rc::new(o.shard), o.hard_state, o.applied));
+        ready.push((Rc::new(o.shard), o.stored, o.applied));
     }
     let id = super::membership::cluster_id(&membership);
     let tick = Duration::from_millis(cfg.tick_ms);

@@ -21,6 +21,8 @@ pub struct ReplicaStats {
     pub commit_index: u64,
     pub applied_index: u64,
     pub last_index: u64,
+    /// The first index Raft still holds (the one after the compaction point).
+    pub first_index: u64,
     /// On a leader: (follower, entries it lacks).
     pub lag: Vec<(u64, u64)>,
 }
@@ -32,6 +34,8 @@ pub struct RaftStats {
     pub leaderships: u64,
     pub proposals_dropped: u64,
     pub peer_frames_dropped: u64,
+    pub snapshots_sent: u64,
+    pub catch_ups: u64,
     pub replicas: Vec<ReplicaStats>,
 }
 
@@ -47,6 +51,8 @@ pub fn gather<'a>(shards: impl Iterator<Item = &'a std::rc::Rc<Shard>>) -> Optio
                 leaderships: d.leaderships,
                 proposals_dropped: d.proposals_dropped,
                 peer_frames_dropped: r.links().iter().map(|l| l.dropped.get()).sum(),
+                snapshots_sent: d.snapshots_sent,
+                catch_ups: r.catch_ups.get(),
                 replicas: Vec::new(),
             }
         });
@@ -61,6 +67,7 @@ pub fn gather<'a>(shards: impl Iterator<Item = &'a std::rc::Rc<Shard>>) -> Optio
             commit_index: s.commit,
             applied_index: shard.committed().0,
             last_index: s.last_index,
+            first_index: s.first_index,
             lag: s
                 .followers
                 .iter()
@@ -75,11 +82,14 @@ pub fn gather<'a>(shards: impl Iterator<Item = &'a std::rc::Rc<Shard>>) -> Optio
 pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value> {
     let mut replicas = Vec::new();
     let (mut leaderships, mut dropped, mut frames, mut node) = (0, 0, 0, None);
+    let (mut snapshots, mut catch_ups) = (0, 0);
     for s in all {
         node = Some(s.node);
         leaderships += s.leaderships;
         dropped += s.proposals_dropped;
         frames += s.peer_frames_dropped;
+        snapshots += s.snapshots_sent;
+        catch_ups += s.catch_ups;
         replicas.extend(s.replicas.iter().cloned());
     }
     let node = node?;
@@ -100,6 +110,7 @@ pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value
                 "commit_index": r.commit_index,
                 "applied_index": r.applied_index,
                 "last_index": r.last_index,
+                "first_index": r.first_index,
                 "follower_lag": lag,
             })
         })
@@ -110,6 +121,8 @@ pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value
         "elections_won": leaderships,
         "proposals_dropped": dropped,
         "peer_frames_dropped": frames,
+        "snapshots_sent": snapshots,
+        "catch_ups": catch_ups,
     }))
 }
 
@@ -122,7 +135,7 @@ pub fn render_prometheus<'a>(out: &mut String, all: impl Iterator<Item = &'a Raf
     if all.is_empty() {
         return;
     }
-    let gauges: [Gauge; 5] = [
+    let gauges: [Gauge; 6] = [
         ("raft_term", "Raft term of the replica.", |r| r.term),
         (
             "raft_leader",
@@ -141,6 +154,11 @@ pub fn render_prometheus<'a>(out: &mut String, all: impl Iterator<Item = &'a Raf
             "raft_applied_index",
             "Highest index applied to the chat state.",
             |r| r.applied_index,
+        ),
+        (
+            "raft_first_index",
+            "First index Raft holds in memory (after the compaction point).",
+            |r| r.first_index,
         ),
     ];
     for (name, help, value) in gauges {
@@ -162,7 +180,7 @@ pub fn render_prometheus<'a>(out: &mut String, all: impl Iterator<Item = &'a Raf
             );
         }
     }
-    let counters: [(&str, &str, u64); 3] = [
+    let counters: [(&str, &str, u64); 5] = [
         (
             "raft_elections_won_total",
             "Times a replica on this node became leader.",
@@ -177,6 +195,16 @@ pub fn render_prometheus<'a>(out: &mut String, all: impl Iterator<Item = &'a Raf
             "raft_peer_frames_dropped_total",
             "Frames to peers dropped (link down or queue full).",
             all.iter().map(|s| s.peer_frames_dropped).sum(),
+        ),
+        (
+            "raft_snapshots_sent_total",
+            "Compaction points sent to followers behind them.",
+            all.iter().map(|s| s.snapshots_sent).sum(),
+        ),
+        (
+            "raft_catch_ups_total",
+            "Times a replica here fetched the log up to a leader's compaction point.",
+            all.iter().map(|s| s.catch_ups).sum(),
         ),
     ];
     for (name, help, v) in counters {

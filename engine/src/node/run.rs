@@ -353,8 +353,8 @@ async fn open_replicas(
         let log = chat_log::Log::open(&path, chat_log::Config::default())
             .await
             .map_err(|e| format!("shard {s}: {e}"))?;
-        let hs = read_hard_state(&shared.data_dir, s)?;
-        let (state, applied) = recover(&log, params(config), &hs)
+        let stored = read_hard_state(&shared.data_dir, s)?;
+        let (state, applied) = recover(&log, params(config), &stored.hard_state)
             .await
             .map_err(|e| format!("shard {s}: {e}"))?;
         info!(shard = s, applied = applied.0, "replica recovered");
@@ -368,7 +368,7 @@ async fn open_replicas(
         );
         opened.push(Opened {
             shard,
-            hard_state: hs,
+            stored,
             applied,
         });
     }

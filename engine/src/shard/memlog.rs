@@ -292,6 +292,12 @@ impl LogStore for MemLog {
         Offset(self.inner.borrow().durable)
     }
 
+    fn term_at(&self, offset: Offset) -> Option<chat_log::Term> {
+        let s = self.inner.borrow();
+        let i = offset.0.checked_sub(1)? as usize;
+        s.records.get(i).map(|r| r.term)
+    }
+
     fn truncate_after(&self, last: Offset) -> LocalBoxFuture<'_, LogResult<()>> {
         let mut s = self.inner.borrow_mut();
         let keep = (last.0 as usize).min(s.records.len());

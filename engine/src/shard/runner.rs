@@ -227,7 +227,8 @@ impl Shard {
         Ok(reply)
     }
 
-    pub(super) fn appended_get(&self) -> Offset {
+    /// The last offset applied to the state.
+    pub fn appended_get(&self) -> Offset {
         self.appended.get()
     }
 

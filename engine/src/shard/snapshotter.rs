@@ -5,8 +5,8 @@
 //! is encoded.
 //!
 //! Lives on: the shard's core. Installed only once the log is durable
-//! through every record the snapshot holds, and only if no rebuild
-//! happened meanwhile.
+//! through every record the snapshot holds (in cluster mode: committed),
+//! and only if no rebuild happened meanwhile.
 
 use std::rc::Rc;
 
@@ -14,7 +14,7 @@ use chat_log::{Offset, Term};
 use tracing::{debug, warn};
 
 use super::runner::{Health, Shard};
-use crate::constants::SNAPSHOT_CHUNK_BYTES;
+use crate::constants::{COMMIT_WAIT_MS, SNAPSHOT_CHUNK_BYTES};
 use crate::machine::snapshot::Capture;
 use crate::machine::state::Lsn;
 
@@ -48,7 +48,13 @@ impl Shard {
             return Err("the state is being rebuilt".into());
         }
         let generation = self.generation();
-        let start = self.log.last_offset();
+        // Cluster mode: only committed records may stand in a snapshot (a
+        // leader applies its proposals before they commit).
+        let clustered = self.cluster().is_some();
+        let start = match clustered {
+            true => self.committed(),
+            false => self.log.last_offset(),
+        };
         let mut capture = Capture::new(Lsn(start.0));
         let mut sink = self.log.begin_snapshot().await.map_err(|e| e.to_string())?;
         loop {
@@ -67,6 +73,13 @@ impl Shard {
         // Every record an entity holds must be on disk before the snapshot
         // can stand for them.
         let synced = self.log.sync().await;
+        if clustered {
+            let upto = Offset(capture.max_lsn().0.max(start.0));
+            if self.wait_committed(upto, COMMIT_WAIT_MS).await.is_err() {
+                sink.abort().await;
+                return Err(format!("records through {} did not commit", upto.0));
+            }
+        }
         let durable = self.log.durable_offset();
         if synced.is_err() || durable.0 < capture.max_lsn().0 || self.generation() != generation {
             sink.abort().await;

@@ -50,6 +50,8 @@ pub trait LogStore {
     fn first_offset(&self) -> Offset;
     fn last_offset(&self) -> Offset;
     fn durable_offset(&self) -> Offset;
+    /// The term of the record at `offset`, if the log holds it.
+    fn term_at(&self, offset: Offset) -> Option<Term>;
     /// Removes every record after `last` (Raft: a conflicting suffix).
     fn truncate_after(&self, last: Offset) -> LocalBoxFuture<'_, LogResult<()>>;
     /// Resolves once everything appended so far is durable.
@@ -128,6 +130,10 @@ impl LogStore for Log {
 
     fn durable_offset(&self) -> Offset {
         Log::durable_offset(self)
+    }
+
+    fn term_at(&self, offset: Offset) -> Option<Term> {
+        Log::term_at(self, offset).ok()
     }
 
     fn truncate_after(&self, last: Offset) -> LocalBoxFuture<'_, LogResult<()>> {
