@@ -452,16 +452,7 @@ fn collect_group(g: &mut Group, out: &mut Output, batch: &mut Batch, stats: &mut
         .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
         .count() as u64;
     out.send.extend(msgs.into_iter().map(to_out));
-    for rs in rd.take_read_states() {
-        // Only our own requests carry a context, always 8 bytes.
-        if let Ok(token) = <[u8; 8]>::try_from(&rs.request_ctx[..]) {
-            out.reads.push(crate::outcome::ReadDone {
-                group: id,
-                token: Token(u64::from_le_bytes(token)),
-                index: rs.index,
-            });
-        }
-    }
+    out.reads.extend(read_dones(id, rd.take_read_states()));
     let mut persist = Persist {
         group: g.id,
         must_sync: rd.must_sync(),
@@ -523,4 +514,20 @@ fn balance_leader(g: &mut Group, me: NodeId) {
     if ready {
         g.raw.transfer_leader(preferred.0);
     }
+}
+
+/// The read indexes this replica asked for, out of raft-rs' read states.
+fn read_dones(
+    group: GroupId,
+    states: Vec<raft::ReadState>,
+) -> impl Iterator<Item = crate::outcome::ReadDone> {
+    states.into_iter().filter_map(move |rs| {
+        // Only our own requests carry a context, always 8 bytes.
+        let token = <[u8; 8]>::try_from(&rs.request_ctx[..]).ok()?;
+        Some(crate::outcome::ReadDone {
+            group,
+            token: Token(u64::from_le_bytes(token)),
+            index: rs.index,
+        })
+    })
 }

@@ -97,13 +97,13 @@ async fn fetch_through(
         }
         let records = fetch(r, shard, from, next, target).await?;
         check_chunk(&records, next, target)?;
-        write_chunk(r, shard, &records).await?;
         let entries: Vec<Entry> = records
             .into_iter()
             .map(|rec| {
                 raft_log::entry_of(rec.index, rec.term, chat_log::Kind(rec.kind), rec.payload)
             })
             .collect();
+        write_chunk(r, shard, &entries).await?;
         shard.apply_committed(&r.mesh_handle(), &entries);
         chunks += 1;
         if chunks.is_multiple_of(CATCH_UP_STORE_EVERY_CHUNKS) {
@@ -156,25 +156,13 @@ fn check_chunk(records: &[LogRecord], next: u64, target: u64) -> Result<(), Stri
 /// Writes a chunk at its offsets and waits until it is durable. Entries
 /// held with the same term are the same entries (Raft's log matching);
 /// from the first that differs, the log's own tail is replaced.
-async fn write_chunk(r: &Replicator, shard: &Shard, records: &[LogRecord]) -> Result<(), String> {
+async fn write_chunk(r: &Replicator, shard: &Shard, entries: &[Entry]) -> Result<(), String> {
     let log = &*shard.log;
-    let differs = records.iter().position(|rec| {
-        rec.index > log.last_offset().0
-            || log.term_at(Offset(rec.index)).map(|t| t.0) != Some(rec.term)
+    let differs = entries.iter().position(|e| {
+        e.index > log.last_offset().0 || log.term_at(Offset(e.index)).map(|t| t.0) != Some(e.term)
     });
     let Some(at) = differs else { return Ok(()) };
-    let entries: Vec<Entry> = records[at..]
-        .iter()
-        .map(|rec| {
-            raft_log::entry_of(
-                rec.index,
-                rec.term,
-                chat_log::Kind(rec.kind),
-                rec.payload.clone(),
-            )
-        })
-        .collect();
-    let durable = r.append(shard, &entries).await?;
+    let durable = r.append(shard, &entries[at..]).await?;
     durable
         .await
         .map_err(|e| format!("shard {}: fdatasync: {e}", shard.id.0))

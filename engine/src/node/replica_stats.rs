@@ -180,6 +180,11 @@ pub fn render_prometheus<'a>(out: &mut String, all: impl Iterator<Item = &'a Raf
             );
         }
     }
+    render_counters(out, &all);
+}
+
+/// The per-node counters, summed over the cores.
+fn render_counters(out: &mut String, all: &[&RaftStats]) {
     let counters: [(&str, &str, u64); 5] = [
         (
             "raft_elections_won_total",
