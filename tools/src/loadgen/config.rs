@@ -27,6 +27,11 @@ pub enum Scenario {
     /// Offline catch-up: receivers stay away while senders send, then come
     /// back and must get everything.
     Catchup,
+    /// 1:1 chat against a cluster (`--url` names its nodes) while the node
+    /// `--kill-pid` is killed (SIGKILL) mid-run and restarted by
+    /// `--restart-command`; connections that drop reconnect to another node
+    /// and sync. Reports the unavailability window.
+    Failover,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -51,9 +56,29 @@ pub struct Config {
     #[arg(long, value_enum, default_value = "chatd")]
     pub target: TargetKind,
     /// The server: chatd's http(s)://HOST:PORT, the echo server's or the XMPP
-    /// server's ws(s)://HOST:PORT/PATH
+    /// server's ws(s)://HOST:PORT/PATH. A cluster: its nodes, comma
+    /// separated (user i connects to node i mod n, so the two users of a 1:1
+    /// pair sit on different nodes; setup goes through the first)
     #[arg(long)]
     pub url: String,
+    /// Failover: the pid of the node to kill -9
+    #[arg(long)]
+    pub kill_pid: Option<u32>,
+    /// Failover: when to kill it, counted from the start of sending
+    /// (default: warm-up + a third of --duration)
+    #[arg(long, value_parser = parse_duration)]
+    pub kill_after: Option<Duration>,
+    /// Failover: how long after the kill to run --restart-command
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub restart_after: Duration,
+    /// Failover: a shell command (`sh -c`) that starts the killed node again;
+    /// it is left running when loadgen ends
+    #[arg(long)]
+    pub restart_command: Option<String>,
+    /// A send unconfirmed for this long counts as stalled (the start of an
+    /// outage for its sender)
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub stall: Duration,
     /// chatd: the file of its `--otp-sink file:PATH` (logins read codes there)
     #[arg(long)]
     pub otp_file: Option<PathBuf>,
@@ -213,6 +238,9 @@ impl Config {
         if self.target == TargetKind::Echo && self.scenario == Scenario::Idle {
             return Err("idle measures a chat server's memory: --target chatd or xmpp".into());
         }
+        if self.scenario == Scenario::Failover {
+            self.validate_failover()?;
+        }
         if self.hard_stop < self.duration + self.warmup + self.drain {
             return Err("--hard-stop must cover --warmup + --duration + --drain".into());
         }
@@ -222,6 +250,38 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_failover(&self) -> Result<(), String> {
+        if self.target != TargetKind::Chatd {
+            return Err("failover drives a chatd cluster: --target chatd".into());
+        }
+        if self.kill_pid.is_none() {
+            return Err("failover needs --kill-pid (the node to kill)".into());
+        }
+        if self.kill_at() >= self.warmup + self.duration {
+            return Err("--kill-after must fall before the end of --warmup + --duration".into());
+        }
+        if self.urls().count() < 2 {
+            return Err("failover needs at least two nodes in --url (a,b,c)".into());
+        }
+        Ok(())
+    }
+
+    /// Failover: the kill, counted from the start of sending.
+    pub fn kill_at(&self) -> Duration {
+        self.kill_after
+            .unwrap_or(self.warmup + self.duration / 3)
+    }
+
+    /// The URLs of `--url`, one per node.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// The first node: REST setup goes there.
+    pub fn first_url(&self) -> &str {
+        self.urls().next().unwrap_or("")
     }
 
     /// Members per conversation for this scenario.
@@ -247,9 +307,28 @@ impl Config {
         Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n)))
     }
 
-    /// Parses `--url`; refuses anything that is not a loopback address.
+    /// Every node of `--url`, in order.
+    pub fn servers(&self) -> Result<Vec<ServerAddr>, String> {
+        let servers: Vec<ServerAddr> = self
+            .urls()
+            .map(|u| self.server_of(u))
+            .collect::<Result<_, _>>()?;
+        if servers.is_empty() {
+            return Err("--url names no server".into());
+        }
+        if servers.iter().any(|s| s.tls != servers[0].tls) {
+            return Err("--url: every node speaks TLS or none does".into());
+        }
+        Ok(servers)
+    }
+
+    /// The first node of `--url`.
     pub fn server(&self) -> Result<ServerAddr, String> {
-        let url = &self.url;
+        self.server_of(self.first_url())
+    }
+
+    /// Parses one URL; refuses anything that is not a loopback address.
+    fn server_of(&self, url: &str) -> Result<ServerAddr, String> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| format!("--url {url:?} has no scheme"))?;
@@ -367,6 +446,25 @@ mod tests {
             "25000",
         ]);
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_cluster_url_names_every_node_and_failover_checks_its_flags() {
+        let urls = "http://127.0.0.1:1, http://127.0.0.1:2,http://127.0.0.1:3";
+        let c = config(&["failover", "--url", urls, "--otp-file", "x"]);
+        let ports: Vec<u16> = c.servers().unwrap().iter().map(|s| s.addr.port()).collect();
+        assert_eq!(ports, [1, 2, 3]);
+        assert_eq!(c.server().unwrap().addr.port(), 1);
+        assert!(c.validate().unwrap_err().contains("--kill-pid"));
+        let c = config(&["failover", "--url", urls, "--otp-file", "x", "--kill-pid", "7"]);
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.kill_at(), Duration::from_secs(2) + Duration::from_secs(10) / 3);
+        let one = ["failover", "--url", "http://127.0.0.1:1", "--otp-file", "x"];
+        let c = config(&[&one[..], &["--kill-pid", "7"]].concat());
+        assert!(c.validate().unwrap_err().contains("two nodes"));
+        let mixed = "http://127.0.0.1:1,https://127.0.0.1:2";
+        let c = config(&["direct", "--url", mixed, "--otp-file", "x"]);
+        assert!(c.servers().unwrap_err().contains("TLS"));
     }
 
     #[test]

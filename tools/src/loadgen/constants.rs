@@ -42,7 +42,13 @@ pub const WRITE_QUEUE_FRAMES_MAX: usize = 4096;
 pub const STORM_HOLD_MILLIS_MIN: u64 = 200;
 pub const STORM_HOLD_MILLIS_MAX: u64 = 1500;
 
+/// Failover: a dropped connection tries again after this pause, doubling
+/// up to the maximum.
+pub const RECONNECT_PAUSE_MIN: Duration = Duration::from_millis(50);
+pub const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
 const _: () = assert!(CONNECTIONS_PER_WORKER_MAX < 20_000);
 const _: () = assert!(GROUP_MEMBERS_MAX <= u16::MAX as usize);
 const _: () = assert!(BODY_BYTES_MIN < BODY_BYTES_MAX);
 const _: () = assert!(STORM_HOLD_MILLIS_MIN < STORM_HOLD_MILLIS_MAX);
+const _: () = assert!(RECONNECT_PAUSE_MIN.as_millis() < RECONNECT_PAUSE_MAX.as_millis());

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::config::Config;
 use super::constants::{PROGRESS_INTERVAL, WORKER_EXIT_GRACE};
+use super::failover;
 use super::figures::{Counters, Merged, Report};
 use super::report::{self, Memory, RunInfo};
 use super::worker::unix_micros;
@@ -143,7 +144,7 @@ pub fn main(config: Config) -> i32 {
 
 fn coordinate(config: &Config, started: Instant) -> Result<bool, String> {
     config.validate()?;
-    config.server()?;
+    config.servers()?;
     let layout = Layout::of(config);
     if layout.conversations == 0 {
         return Err(format!(
@@ -196,7 +197,9 @@ fn drive(
         .sum();
     let start_unix = unix_micros() + 200_000;
     workers.tell(&format!("start {start_unix}"))?;
+    let failover = failover::schedule(config, start_unix);
     let reports = collect(config, workers, connections, start_unix)?;
+    let failover = failover.map(|h| h.join().unwrap_or_default());
     for child in &mut workers.children {
         let grace = Instant::now() + WORKER_EXIT_GRACE;
         while Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
@@ -214,6 +217,8 @@ fn drive(
         workers: workers.children.len(),
         layout,
         setup_seconds,
+        start_unix,
+        failover,
         memory: Memory {
             rss_before,
             rss_connected,

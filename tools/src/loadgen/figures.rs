@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::constants::HISTOGRAM_MICROS_MAX;
+use super::outage::{MergedOutages, OutageReport};
 use super::verdict::Verdict;
 
 pub fn histogram() -> Histogram<u64> {
@@ -55,6 +56,12 @@ pub struct Counters {
     /// Sends that left later than intended by more than the lag bound.
     pub sends_late: u64,
     pub heartbeats: u64,
+    /// Failover: scheduled sends skipped while the sender had no connection.
+    pub sends_skipped: u64,
+    /// Failover: messages of unknown outcome sent again (same id).
+    pub resends: u64,
+    /// Failover: connections opened again after a drop.
+    pub reconnects: u64,
 }
 
 impl Counters {
@@ -68,6 +75,9 @@ impl Counters {
         self.received += o.received;
         self.sends_late += o.sends_late;
         self.heartbeats += o.heartbeats;
+        self.sends_skipped += o.sends_skipped;
+        self.resends += o.resends;
+        self.reconnects += o.reconnects;
     }
 }
 
@@ -96,6 +106,9 @@ pub struct Report {
     pub drain_seconds: f64,
     /// Catch-up: seconds from the receivers' connect to every message in.
     pub catchup_seconds: f64,
+    /// Failover: each sender's outages.
+    #[serde(default)]
+    pub outage: OutageReport,
 }
 
 /// Counters, histograms and counts by kind: what a worker fills while it
@@ -162,10 +175,12 @@ pub struct Merged {
     pub connect_seconds: f64,
     pub drain_seconds: f64,
     pub catchup_seconds: f64,
+    pub outages: MergedOutages,
 }
 
 impl Merged {
     pub fn add(&mut self, r: &Report) {
+        self.outages.add(&r.outage);
         self.tally.add(r);
         self.verdict.add(&r.verdict);
         self.samples.extend(r.samples.iter().cloned());

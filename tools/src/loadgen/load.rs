@@ -16,7 +16,8 @@ use glommio::sync::Semaphore;
 
 use super::config::{Scenario, TargetKind};
 use super::constants::{
-    CONNECTS_IN_FLIGHT_MAX, CONNECT_TRIES_MAX, DRAIN_POLL_INTERVAL, IO_TIMEOUT, SEND_LAG_LATE,
+    CONNECTS_IN_FLIGHT_MAX, CONNECT_TRIES_MAX, DRAIN_POLL_INTERVAL, IO_TIMEOUT,
+    RECONNECT_PAUSE_MAX, RECONNECT_PAUSE_MIN, SEND_LAG_LATE,
     STORM_HOLD_MILLIS_MAX, STORM_HOLD_MILLIS_MIN,
 };
 use super::figures::bump;
@@ -105,7 +106,7 @@ pub async fn run(shared: &Rc<Shared>) -> Phases {
                 tasks.push(glommio::spawn_local(heartbeat(shared.clone(), u)));
             }
         }
-        Scenario::Direct | Scenario::Group | Scenario::Storm => {
+        Scenario::Direct | Scenario::Group | Scenario::Storm | Scenario::Failover => {
             for u in 0..users {
                 if is_sender(shared, u) {
                     tasks.push(glommio::spawn_local(sender(shared.clone(), u, None)));
@@ -225,13 +226,84 @@ async fn sender(shared: Rc<Shared>, u: usize, limit: Option<u64>) {
         k += 1;
         let conn = shared.conns.borrow()[u].clone();
         match conn.filter(|c| c.alive.get()) {
-            Some(conn) => send_one(&shared, &conn, intended).await,
+            Some(conn) => {
+                if shared.resend_due[u].get() {
+                    resend_orphans(&shared, &conn).await;
+                }
+                send_one(&shared, &conn, intended).await
+            }
             None if !open => {
-                // Away (storm): keep the slot, try again shortly.
+                // Away (storm, failover): keep the slot, try again shortly.
+                shared.send_failed(u, intended);
                 shared.slots[u].signal(1);
                 glommio::timer::sleep(Duration::from_millis(5)).await;
             }
-            None => {}
+            None => {
+                shared.send_failed(u, intended);
+                shared.figures.borrow_mut().counters.sends_skipped += 1;
+            }
+        }
+    }
+}
+
+/// Failover: user `u` sends its messages of unknown outcome again, with
+/// their ids (chatd answers a repeated id with the first seq and delivers
+/// nothing twice).
+async fn resend_orphans(shared: &Shared, conn: &Conn) {
+    let u = conn.user;
+    shared.resend_due[u].set(false);
+    let user = &shared.world.users[u];
+    let conv = &shared.world.convs[user.conv];
+    let orphans = shared.ledger.borrow().orphans_of(conv.ix, user.pos);
+    for (m, intended) in orphans {
+        let id = message_id(&shared.run, conv.ix, m);
+        let text = body(conv.ix, m, intended, shared.config.body_bytes);
+        shared.ledger.borrow_mut().resent(conv.ix, m);
+        if !conn.send(chatd_send(&conv.server_id, &id, &text)).await {
+            shared.connection_lost(u);
+            return;
+        }
+        shared.figures.borrow_mut().counters.resends += 1;
+    }
+}
+
+/// Failover: a send of user `u` was answered `unavailable`; after a pause
+/// it goes out again (unless the sender's loop or a reconnect did it first).
+pub async fn resend_later(shared: Rc<Shared>, u: usize) {
+    glommio::timer::sleep(RECONNECT_PAUSE_MIN).await;
+    let conn = shared.conns.borrow()[u].clone();
+    if let Some(conn) = conn.filter(|c| c.alive.get() && shared.resend_due[u].get()) {
+        resend_orphans(&shared, &conn).await;
+    }
+}
+
+/// Failover: user `u`'s connection dropped (its node died, or the server
+/// closed it with 1012). It connects again, to the next node after each
+/// failure, pausing longer each time, until it is back or the drain ends;
+/// then it sends its messages of unknown outcome again.
+pub async fn reconnect(shared: Rc<Shared>, u: usize) {
+    let give_up = shared.window.get().end_us + shared.config.drain.as_micros() as u64;
+    let mut pause = RECONNECT_PAUSE_MIN;
+    while !shared.stopping.get() && shared.now_us() < give_up {
+        // The node it was on may be gone: the next one first.
+        let node = &shared.nodes[u];
+        node.set(node.get() + 1);
+        match session::open(&shared, u).await {
+            Ok(conn) => {
+                shared.conns.borrow_mut()[u] = Some(conn.clone());
+                let mut f = shared.figures.borrow_mut();
+                f.counters.connected += 1;
+                f.counters.reconnects += 1;
+                drop(f);
+                resend_orphans(&shared, &conn).await;
+                return;
+            }
+            Err(e) => {
+                let key: String = e.chars().take(60).collect();
+                bump(&mut shared.figures.borrow_mut().connect_errors, &key);
+                glommio::timer::sleep(pause).await;
+                pause = (pause * 2).min(RECONNECT_PAUSE_MAX);
+            }
         }
     }
 }

@@ -17,6 +17,8 @@
 //! - `session.rs`      one user's connection: handshake, writer, reader
 //! - `load.rs`         the scenarios: connect ramp, schedules, storm, drain
 //! - `verdict.rs`      the ledger: loss, duplicates, order
+//! - `outage.rs`       failover: each sender's outage, the unavailability window
+//! - `failover.rs`     failover: kill -9 the chosen node, start it again
 //! - `figures.rs`      histograms and counters, merged across workers
 //! - `worker.rs`       a worker process and its phases
 //! - `coordinator.rs`  the coordinator process: workers, phases, progress
@@ -26,7 +28,9 @@ pub mod config;
 pub mod constants;
 pub mod coordinator;
 pub mod figures;
+pub mod failover;
 pub mod load;
+pub mod outage;
 pub mod report;
 pub mod session;
 pub mod setup;

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::config::{Config, Scenario};
+use super::failover::Events;
 use super::figures::{quantiles, Merged};
 use super::world::Layout;
 
@@ -30,6 +31,10 @@ pub struct RunInfo {
     pub workers: usize,
     pub layout: Layout,
     pub setup_seconds: f64,
+    /// When sending started, µs since the Unix epoch.
+    pub start_unix: u64,
+    /// Failover: what the kill thread did.
+    pub failover: Option<Events>,
     pub memory: Memory,
 }
 
@@ -70,7 +75,7 @@ fn latency_line(name: &str, h: &Histogram<u64>) -> String {
 }
 
 /// Why the run fails (empty: it passes).
-fn failures(m: &Merged) -> Vec<String> {
+fn failures(info: &RunInfo, m: &Merged) -> Vec<String> {
     let v = &m.verdict;
     let mut out = Vec::new();
     if v.faults() > 0 {
@@ -85,6 +90,10 @@ fn failures(m: &Merged) -> Vec<String> {
             m.tally.counters.connect_failed, m.tally.connect_errors
         ));
     }
+    if let Some(events) = &info.failover {
+        out.extend(failover_failures(events, m));
+        return out;
+    }
     let dropped: u64 = m.tally.disconnects.values().sum();
     if dropped > 0 {
         out.push(format!(
@@ -95,9 +104,49 @@ fn failures(m: &Merged) -> Vec<String> {
     out
 }
 
+/// A failover run drops connections on purpose; it fails when the kill did
+/// not happen or a sender never got a message through again.
+fn failover_failures(events: &Events, m: &Merged) -> Vec<String> {
+    let mut out: Vec<String> = events.errors.clone();
+    if events.killed_unix_us.is_none() && out.is_empty() {
+        out.push(format!("node {} was not killed", events.pid));
+    }
+    if m.outages.unrecovered > 0 {
+        out.push(format!(
+            "{} senders never got a message through again after their outage",
+            m.outages.unrecovered
+        ));
+    }
+    out
+}
+
+/// The failover part of the JSON report: seconds from the start of sending.
+fn failover_json(info: &RunInfo, m: &Merged) -> Value {
+    let Some(events) = &info.failover else {
+        return Value::Null;
+    };
+    let at = |t: Option<u64>| t.map(|t| (t as f64 - info.start_unix as f64) / 1e6);
+    let o = &m.outages;
+    json!({
+        "killed_pid": events.pid,
+        "killed_at_s": at(events.killed_unix_us),
+        "restarted_at_s": at(events.restarted_unix_us),
+        "first_failure_at_s": at(o.first_start_unix_us),
+        "last_recovery_at_s": at(o.last_end_unix_us),
+        "unavailable_ms": o.window_us().map(|w| w as f64 / 1000.0),
+        "senders_affected": o.windows.len(),
+        "per_sender_outage": quantiles(&o.windows),
+        "unrecovered": o.unrecovered,
+        "reconnects": m.tally.counters.reconnects,
+        "sends_skipped": m.tally.counters.sends_skipped,
+        "resends": m.tally.counters.resends,
+        "errors": events.errors,
+    })
+}
+
 /// Prints the summary and the JSON report; answers whether the run passed.
 pub fn finish(config: &Config, info: &RunInfo, m: &Merged) -> bool {
-    let failures = failures(m);
+    let failures = failures(info, m);
     let pass = failures.is_empty();
     let report = json_report(config, info, m, &failures);
     print_summary(config, info, m, &failures);
@@ -169,6 +218,7 @@ fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String])
         "faults": m.verdict.faults(),
         "drain_s": m.drain_seconds,
         "catchup_s": (config.scenario == Scenario::Catchup).then_some(m.catchup_seconds),
+        "failover": failover_json(info, m),
         "server_memory": {
             "rss_before": info.memory.rss_before,
             "rss_connected": info.memory.rss_connected,
@@ -179,6 +229,34 @@ fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String])
         "pass": failures.is_empty(),
         "failures": failures,
     })
+}
+
+fn print_failover(info: &RunInfo, events: &Events, m: &Merged) {
+    let at = |t: Option<u64>| match t {
+        Some(t) => format!("{:.2} s", (t as f64 - info.start_unix as f64) / 1e6),
+        None => "never".to_owned(),
+    };
+    let o = &m.outages;
+    let c = &m.tally.counters;
+    println!(
+        "  failover      node pid {} killed at {}, restarted at {}; first failed send at {}, last recovery at {}: unavailable {}",
+        events.pid,
+        at(events.killed_unix_us),
+        at(events.restarted_unix_us),
+        at(o.first_start_unix_us),
+        at(o.last_end_unix_us),
+        o.window_us().map_or("(no failure seen)".to_owned(), |w| format!("{:.0} ms", w as f64 / 1000.0)),
+    );
+    println!(
+        "{}  ({} senders; {} never recovered)",
+        latency_line("sender outage", &o.windows),
+        o.windows.len(),
+        o.unrecovered
+    );
+    println!(
+        "  reconnects    {} after drops, {} sends skipped while away, {} resent (same id)",
+        c.reconnects, c.sends_skipped, c.resends
+    );
 }
 
 fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String]) {
@@ -222,6 +300,9 @@ fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String
     if config.scenario == Scenario::Catchup {
         let per_s = m.verdict.delivered as f64 / m.catchup_seconds.max(1e-9);
         println!("  catch-up      {:.2} s for every receiver to connect and sync ({per_s:.0} messages/s)", m.catchup_seconds);
+    }
+    if let Some(events) = &info.failover {
+        print_failover(info, events, m);
     }
     if config.scenario == Scenario::Storm {
         let reconnects = c.connected.saturating_sub(info.memory.connections);

@@ -18,6 +18,7 @@ use super::figures::bump;
 use super::target::{
     chatd_ack, chatd_auth, chatd_decode, parse_body, parse_message_id, Confirm, Inbound,
 };
+use super::target::UNAVAILABLE;
 use super::transport::{within, Ws};
 use super::verdict::{ConvIx, MsgIx, Reception};
 use super::worker::Shared;
@@ -64,9 +65,10 @@ impl Conn {
 pub async fn open(shared: &Rc<Shared>, u: usize) -> Result<Rc<Conn>, String> {
     let user = &shared.world.users[u];
     let started = Instant::now();
+    let node = shared.nodes[u].get();
     let mut ws = shared
         .dialer
-        .connect(shared.config.source(user.global))
+        .connect(shared.config.source(user.global), node)
         .await?;
     match shared.config.target {
         TargetKind::Chatd => chatd_handshake(&mut ws, &user.secret).await?,
@@ -173,6 +175,9 @@ async fn reader(shared: Rc<Shared>, conn: Rc<Conn>, mut rx: WsRx) {
     shared.connection_lost(conn.user);
     if conn.closing.get() == Closing::No && !shared.stopping.get() {
         bump(&mut shared.figures.borrow_mut().disconnects, &reason);
+        if shared.failover() {
+            glommio::spawn_local(super::load::reconnect(shared.clone(), conn.user)).detach();
+        }
     }
 }
 
@@ -193,8 +198,7 @@ async fn handle(shared: &Rc<Shared>, conn: &Rc<Conn>, inbound: Inbound<'_>) {
         Inbound::Refused { id, code } => {
             bump(&mut shared.figures.borrow_mut().errors, &code);
             if let Some((ix, m)) = id.as_deref().and_then(parse_message_id) {
-                shared.ledger.borrow_mut().refused(ix, m);
-                shared.release(ix, m);
+                refused(shared, ix, m, &code);
             }
         }
         Inbound::SyncDone => conn.synced.signal(1),
@@ -203,6 +207,30 @@ async fn handle(shared: &Rc<Shared>, conn: &Rc<Conn>, inbound: Inbound<'_>) {
             &mut shared.figures.borrow_mut().errors,
             "client: unparsable frame",
         ),
+    }
+}
+
+/// The target refused message `m` of `ix` with `code`. `unavailable`
+/// (a cluster between leaders) leaves its outcome unknown: a failover run
+/// sends it again, as a client would.
+fn refused(shared: &Rc<Shared>, ix: ConvIx, m: MsgIx, code: &str) {
+    if code != UNAVAILABLE {
+        shared.ledger.borrow_mut().refused(ix, m);
+        shared.release(ix, m);
+        return;
+    }
+    shared.ledger.borrow_mut().unknown(ix, m);
+    let Some(u) = shared.user_of(ix, m) else {
+        return;
+    };
+    if shared.failover() {
+        let intended = shared.ledger.borrow().intended_of(ix, m).unwrap_or(0);
+        shared.send_failed(u, intended);
+        if !shared.resend_due[u].replace(true) {
+            glommio::spawn_local(super::load::resend_later(shared.clone(), u)).detach();
+        }
+    } else {
+        shared.release(ix, m);
     }
 }
 
@@ -220,6 +248,9 @@ fn confirm(shared: &Shared, ix: ConvIx, m: MsgIx, seq: Option<u64>) {
             f.counters.confirmed_measured += 1;
         }
         drop(f);
+        if let Some(u) = shared.user_of(ix, m).filter(|_| shared.failover()) {
+            shared.outages.borrow_mut().confirmed(u, t, now);
+        }
         shared.release(ix, m);
     }
 }

@@ -41,7 +41,7 @@ pub fn setup(config: &Config, run: &str, phone_base: u64, world: &mut World) -> 
             Ok(())
         }
         TargetKind::Chatd => {
-            let ep = Endpoint::parse(&config.url, config.ca.as_deref())
+            let ep = Endpoint::parse(config.first_url(), config.ca.as_deref())
                 .map_err(|e| format!("--url: {e}"))?;
             let otp = config.otp_file.as_deref().expect("validated");
             login_all(&ep, otp, phone_base, world)?;

@@ -21,6 +21,10 @@ use serde::Deserialize;
 use super::config::TargetKind;
 use super::verdict::{ConvIx, MsgIx, Recipients};
 
+/// chatd's error code for "no leader now, try again": the outcome of the
+/// write it answers is unknown.
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// How a target confirms a send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Confirm {

@@ -81,12 +81,13 @@ pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<
     .await
 }
 
-/// How to reach the server: address, TLS, path.
+/// How to reach the server (or each node of a cluster): address, TLS, path.
 ///
 /// Lives on: one worker executor (cloned into each connection task).
 #[derive(Clone)]
 pub struct Dialer {
-    pub server: ServerAddr,
+    /// One per node of `--url`; never empty.
+    pub servers: Vec<ServerAddr>,
     pub tls: Option<TlsConnector>,
     /// WebSocket subprotocol to ask for (XMPP: "xmpp").
     pub subprotocol: Option<&'static str>,
@@ -94,27 +95,30 @@ pub struct Dialer {
 
 impl Dialer {
     pub fn new(
-        server: ServerAddr,
+        servers: Vec<ServerAddr>,
         tls: Option<Arc<rustls::ClientConfig>>,
         subprotocol: Option<&'static str>,
     ) -> Dialer {
+        assert!(!servers.is_empty(), "a dialer needs a server");
         Dialer {
-            server,
+            servers,
             tls: tls.map(TlsConnector::from),
             subprotocol,
         }
     }
 
-    /// TCP connect from `source`, TLS, WebSocket upgrade.
-    pub async fn connect(&self, source: Option<IpAddr>) -> Result<Ws, String> {
-        let tcp = tcp_connect(self.server.addr, source).await?;
+    /// TCP connect from `source` to node `node` (mod the node count), TLS,
+    /// WebSocket upgrade.
+    pub async fn connect(&self, source: Option<IpAddr>, node: usize) -> Result<Ws, String> {
+        let server = &self.servers[node % self.servers.len()];
+        let tcp = tcp_connect(server.addr, source).await?;
         tcp.set_nodelay(true)
             .map_err(|e| format!("TCP_NODELAY: {e}"))?;
         let stream = match &self.tls {
             None => Stream::Plain(tcp),
             Some(connector) => {
-                let name = ServerName::try_from(self.server.host.clone())
-                    .map_err(|e| format!("TLS name {}: {e}", self.server.host))?;
+                let name = ServerName::try_from(server.host.clone())
+                    .map_err(|e| format!("TLS name {}: {e}", server.host))?;
                 let tls = within(IO_TIMEOUT, connector.connect(name, tcp))
                     .await
                     .ok_or("TLS handshake timed out")?
@@ -123,10 +127,7 @@ impl Dialer {
             }
         };
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
-        let url = format!(
-            "{scheme}://{}{}",
-            self.server.host_port, self.server.ws_path
-        );
+        let url = format!("{scheme}://{}{}", server.host_port, server.ws_path);
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(url)
             .map_err(|e| format!("WebSocket request: {e}"))?;
         if let Some(p) = self.subprotocol {

@@ -323,6 +323,43 @@ impl Ledger {
         }
     }
 
+    /// The target answered message `ix` with "unavailable": it may or may
+    /// not have been taken (a cluster lost its leader mid-write).
+    pub fn unknown(&mut self, conv: ConvIx, ix: MsgIx) {
+        let Some(msg) = self
+            .books
+            .get_mut(&conv)
+            .and_then(|b| b.msgs.get_mut(ix.0 as usize))
+        else {
+            return;
+        };
+        if msg.state == SendState::Written {
+            msg.state = SendState::Orphaned;
+            self.written -= 1;
+        }
+    }
+
+    /// `who`'s messages of unknown outcome, oldest first, with their
+    /// intended send times: what a client sends again (same id).
+    pub fn orphans_of(&self, conv: ConvIx, who: MemberPos) -> Vec<(MsgIx, u64)> {
+        let Some(book) = self.books.get(&conv) else {
+            return Vec::new();
+        };
+        let mine = book.msgs.iter().enumerate();
+        mine.filter(|(_, m)| m.sender == who && m.state == SendState::Orphaned)
+            .map(|(i, m)| (MsgIx(i as u32), m.intended_us))
+            .collect()
+    }
+
+    /// Message `ix` of unknown outcome is on the wire again (same id).
+    pub fn resent(&mut self, conv: ConvIx, ix: MsgIx) {
+        let book = self.books.get_mut(&conv).expect("known conversation");
+        let msg = &mut book.msgs[ix.0 as usize];
+        assert_eq!(msg.state, SendState::Orphaned, "only an orphan is resent");
+        msg.state = SendState::Written;
+        self.written += 1;
+    }
+
     /// Recipients that already got message `ix`.
     fn recipients_reached(&self, conv: ConvIx, ix: MsgIx) -> u16 {
         let book = &self.books[&conv];
@@ -432,6 +469,11 @@ impl Ledger {
             }
         }
         v
+    }
+
+    /// The intended send time of message `ix` of `conv`.
+    pub fn intended_of(&self, conv: ConvIx, ix: MsgIx) -> Option<u64> {
+        Some(self.books.get(&conv)?.msgs.get(ix.0 as usize)?.intended_us)
     }
 
     /// The sender of message `ix` of `conv`.
@@ -660,6 +702,24 @@ mod tests {
         l.received(C, ix, B, None);
         l.refused(C, ix);
         assert_eq!(l.verdict().unexpected, 1);
+    }
+
+    #[test]
+    fn an_unavailable_answer_is_an_unknown_outcome_that_a_resend_settles() {
+        let mut l = pair();
+        let ix = l.sent(C, A, 7);
+        l.unknown(C, ix);
+        assert_eq!(l.verdict().unknown_outcome, 1);
+        assert_eq!(l.orphans_of(C, A), [(ix, 7)]);
+        assert!(l.orphans_of(C, B).is_empty());
+        // It was taken after all: a copy arrives before the resend's answer.
+        l.received(C, ix, B, Some(1));
+        l.resent(C, ix);
+        assert_eq!(l.pending(), (0, 1));
+        assert_eq!(l.confirmed(C, ix, Some(1)), Some(7));
+        let v = l.verdict();
+        assert_eq!((v.confirmed, v.delivered, v.unknown_outcome, v.faults()), (1, 1, 0, 0));
+        assert!(l.settled());
     }
 
     #[test]

@@ -20,10 +20,11 @@ use glommio::sync::Semaphore;
 use glommio::{LocalExecutorBuilder, Placement};
 use serde_json::json;
 
-use super::config::{Config, TargetKind};
+use super::config::{Config, Scenario, TargetKind};
 use super::constants::{FAULT_SAMPLES_MAX, PROGRESS_INTERVAL};
 use super::figures::{Buckets, Report, Tally};
 use super::load;
+use super::outage::Outages;
 use super::session::Conn;
 use super::setup::setup;
 use super::target::Confirm;
@@ -57,6 +58,12 @@ pub struct Shared {
     pub stopping: Cell<bool>,
     /// Each user's current connection.
     pub conns: RefCell<Vec<Option<Rc<Conn>>>>,
+    /// Each user's node (an index into `--url`'s list): `global mod n` at
+    /// first, the next one after each failed reconnect.
+    pub nodes: Vec<Cell<usize>>,
+    /// Failover: the user has messages of unknown outcome to send again.
+    pub resend_due: Vec<Cell<bool>>,
+    pub outages: RefCell<Outages>,
     pub slice: Slice,
     epoch: Instant,
 }
@@ -85,15 +92,46 @@ impl Shared {
         }
     }
 
+    /// Is this a failover run (reconnects, resends, outages)?
+    pub fn failover(&self) -> bool {
+        self.config.scenario == Scenario::Failover
+    }
+
     /// User `u`'s connection is gone: its unanswered sends get an unknown
-    /// outcome, and (closed loop) their window slots come back.
+    /// outcome, and (closed loop) their window slots come back, except in a
+    /// failover run, where they are sent again and keep their slots.
     pub fn connection_lost(&self, u: usize) {
         let user = &self.world.users[u];
         let ix = self.world.convs[user.conv].ix;
         let orphaned = self.ledger.borrow_mut().disconnected(ix, user.pos);
-        if self.config.rate == 0.0 {
+        if self.failover() {
+            let orphans = self.ledger.borrow().orphans_of(ix, user.pos);
+            if let Some((_, first)) = orphans.first() {
+                self.outages.borrow_mut().failed(u, *first);
+                self.resend_due[u].set(true);
+            }
+        } else if self.config.rate == 0.0 {
             self.slots[u].signal(orphaned);
         }
+    }
+
+    /// A send of user `u` meant for `intended_us` failed (failover runs).
+    pub fn send_failed(&self, u: usize, intended_us: u64) {
+        if self.failover() {
+            self.outages.borrow_mut().failed(u, intended_us);
+        }
+    }
+
+    /// The user who sent message `m` of `ix`, when this worker has it.
+    pub fn user_of(&self, ix: ConvIx, m: MsgIx) -> Option<usize> {
+        let pos = self.ledger.borrow().sender_of(ix, m)?;
+        let c = self.world.conv_local(ix)?;
+        Some(self.world.convs[c].members[usize::from(pos.0)])
+    }
+
+    /// µs since the Unix epoch of a time on this worker's clock.
+    pub fn unix_of_local(&self, local_us: u64) -> u64 {
+        (unix_micros() + local_us).saturating_sub(self.now_us())
     }
 
     /// µs on this clock of a wall-clock time in µs since the Unix epoch.
@@ -140,7 +178,7 @@ pub fn main(config: Config, slice: Slice, run: String, phone_base: u64) -> Resul
         _ => None,
     };
     let subprotocol = (config.target == TargetKind::Xmpp).then_some("xmpp");
-    let dialer = Dialer::new(config.server()?, tls, subprotocol);
+    let dialer = Dialer::new(config.servers()?, tls, subprotocol);
     let handle = LocalExecutorBuilder::new(Placement::Unbound)
         .name("loadgen")
         .spawn(move || async move {
@@ -158,9 +196,12 @@ fn build_shared(config: Config, run: String, world: World, dialer: Dialer, slice
     for conv in &world.convs {
         ledger.add_conversation(conv.ix, conv.members.len());
     }
-    let slots = (0..world.users.len())
+    let users = world.users.len();
+    let slots = (0..users)
         .map(|_| Semaphore::new(config.window as u64))
         .collect();
+    let nodes = world.users.iter().map(|u| Cell::new(u.global)).collect();
+    let stall_us = config.stall.as_micros().max(1) as u64;
     Shared {
         confirm,
         ledger: RefCell::new(ledger),
@@ -168,7 +209,10 @@ fn build_shared(config: Config, run: String, world: World, dialer: Dialer, slice
         window: Cell::new(Window::default()),
         slots,
         stopping: Cell::new(false),
-        conns: RefCell::new(vec![None; world.users.len()]),
+        conns: RefCell::new(vec![None; users]),
+        nodes,
+        resend_due: (0..users).map(|_| Cell::new(false)).collect(),
+        outages: RefCell::new(Outages::new(users, stall_us)),
         slice,
         epoch: Instant::now(),
         config,
@@ -257,5 +301,9 @@ fn report(shared: &Shared, phases: load::Phases) -> Report {
         samples,
         drain_seconds: phases.drain_seconds,
         catchup_seconds: phases.catchup_seconds,
+        outage: shared
+            .outages
+            .borrow()
+            .report(|t| shared.unix_of_local(t)),
     }
 }
