@@ -136,12 +136,21 @@ const _: () = assert!(COMMIT_WAIT_MS < FORWARD_WAIT_MS);
 pub const RAFT_KEEP_ENTRIES_MAX: u64 = 10_000;
 /// ... and at most this many bytes of entries (then everything applied goes).
 pub const RAFT_HELD_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Bytes queued on one peer link (one core to one peer node) before frames
+/// are dropped (raft then probes the peer again). A Ready's appends to a
+/// follower far behind fit.
+pub const LINK_QUEUE_BYTES_MAX: usize = 32 * 1024 * 1024;
+const _: () = assert!(
+    chat_replication::constants::APPENDS_IN_FLIGHT_MAX
+        * chat_replication::constants::APPEND_SIZE_BYTES_MAX as usize
+        <= LINK_QUEUE_BYTES_MAX
+);
 /// A follower catching up fetches the log in chunks of about this many
 /// bytes (one chunk may go over by one record).
-pub const CATCH_UP_CHUNK_BYTES: usize = 1024 * 1024;
+pub const CATCH_UP_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// ... and stores its new compaction point every this many chunks, so that
 /// a restart in the middle resumes from there with little held in memory.
-pub const CATCH_UP_STORE_EVERY_CHUNKS: u64 = 16;
+pub const CATCH_UP_STORE_EVERY_CHUNKS: u64 = 4;
 const _: () = assert!(
     CATCH_UP_CHUNK_BYTES + chat_replication::constants::PROPOSAL_SIZE_BYTES_MAX + 64 * 1024
         <= chat_replication::constants::FRAME_BODY_SIZE_BYTES_MAX

@@ -351,6 +351,43 @@ fn send_until_sent(ws: &mut chat_tools::client::Ws, conv: &str, id: &str, text: 
 }
 
 #[test]
+fn a_node_tens_of_megabytes_behind_gets_the_appends_streamed() {
+    // 200 writes of 100 KiB while node 3 is down: the leader still holds
+    // them (no compaction), so one Ready sends node 3 up to 32 full appends,
+    // more than one peer frame and more than one log batch can carry.
+    let mut c = Cluster::start();
+    let alice = c.nodes[0].login("+15550100041", "phone");
+    let bob = c.nodes[1].login("+15550100042", "phone");
+    let conv = c.nodes[0].direct(&alice, &bob);
+    let shard = shard_of(&conv);
+    c.nodes[2].kill9();
+    let mut a = c.nodes[0].ws(&alice);
+    let text = "y".repeat(100 * 1024);
+    for i in 1..=200u64 {
+        let seq = send_until_sent(&mut a, &conv, &format!("s{i}"), &format!("{i} {text}"));
+        assert_eq!(seq, i);
+    }
+    c.nodes[2].spawn();
+    let back = &c.nodes[2];
+    common::wait_until("the restarted node applied every write", || {
+        let leader = c.shards(0)[shard]["commit_index"].as_u64()?;
+        let (_, v) = back.ops_get("/stats");
+        let applied = v["shards"][shard]["applied_index"].as_u64()?;
+        (applied >= leader && back.ops_get("/readyz").0 == 200).then_some(())
+    });
+    let (_, stats) = back.ops_get("/stats");
+    assert_eq!(stats["raft_catch_ups"], 0, "streamed, not fetched: {stats}");
+    for node in &c.nodes {
+        assert_eq!(node.ops_get("/readyz").0, 200, "every node still serves");
+    }
+    let older = back.history(&bob, &conv, "?limit=100&before=101");
+    let newer = back.history(&bob, &conv, "?limit=100");
+    let mut got = common::seqs(&older["messages"]);
+    got.extend(common::seqs(&newer["messages"]));
+    assert_eq!(got, (1..=200).collect::<Vec<u64>>());
+}
+
+#[test]
 fn a_node_behind_the_leaders_compaction_point_fetches_the_log_and_serves_again() {
     // Raft keeps about 2 × 10 entries per shard in memory: the 90 writes
     // below leave the stopped node far behind every compaction point.
@@ -361,8 +398,9 @@ fn a_node_behind_the_leaders_compaction_point_fetches_the_log_and_serves_again()
     let shard = shard_of(&conv);
     c.nodes[2].kill9();
     let mut a = c.nodes[0].ws(&alice);
-    // 12 KiB each: the catch-up takes more than one 1 MiB chunk.
-    let text = "x".repeat(12 * 1024);
+    // 60 KiB each: the catch-up takes two 4 MiB chunks (one fetched while
+    // the other is written).
+    let text = "x".repeat(60 * 1024);
     for i in 1..=90u64 {
         let seq = send_until_sent(&mut a, &conv, &format!("m{i}"), &format!("{i} {text}"));
         assert_eq!(seq, i);

@@ -11,8 +11,11 @@ pub const ELECTION_TICKS_DEFAULT: usize = 10;
 
 /// Most bytes of entries in one append message.
 pub const APPEND_SIZE_BYTES_MAX: u64 = 1024 * 1024;
-/// Most append messages in flight to one follower.
-pub const APPENDS_IN_FLIGHT_MAX: usize = 256;
+/// Most append messages in flight to one follower. Bounds what one Ready
+/// may send a follower far behind (this × `APPEND_SIZE_BYTES_MAX` = 32 MiB,
+/// the size of the shell's queue per peer link); unacked appends beyond it
+/// wait and go out in bigger batches, so pipelining is not lost.
+pub const APPENDS_IN_FLIGHT_MAX: usize = 32;
 /// Most bytes proposed and not yet committed per group; over it,
 /// proposals are dropped (the client sees `unavailable`).
 pub const UNCOMMITTED_SIZE_BYTES_MAX: u64 = 64 * 1024 * 1024;

@@ -134,6 +134,34 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
 
 /// Decodes the first frame of `buf`: `Ok(None)` when more bytes are
 /// needed, else the frame and how many bytes it took.
+/// Splits raft messages for one peer into batches that each fit one
+/// `Frame::Raft` (body ≤ `FRAME_BODY_SIZE_BYTES_MAX`, ≤ `FRAME_MESSAGES_MAX`
+/// messages), in order. A follower far behind gets many full appends in one
+/// Ready; one frame for all of them would go over the limit.
+pub fn raft_batches(msgs: Vec<(GroupId, Message)>) -> Vec<Vec<(GroupId, Message)>> {
+    let mut out: Vec<Vec<(GroupId, Message)>> = Vec::new();
+    let mut bytes = usize::MAX;
+    for (group, m) in msgs {
+        let size = RAFT_MESSAGE_OVERHEAD_BYTES + m.compute_size() as usize;
+        assert!(
+            RAFT_BATCH_OVERHEAD_BYTES + size <= FRAME_BODY_SIZE_BYTES_MAX,
+            "one raft message of {size} bytes exceeds a frame"
+        );
+        let full = out.last().is_none_or(|b| b.len() == FRAME_MESSAGES_MAX);
+        if full || bytes + size > FRAME_BODY_SIZE_BYTES_MAX {
+            out.push(Vec::new());
+            bytes = RAFT_BATCH_OVERHEAD_BYTES;
+        }
+        bytes += size;
+        out.last_mut().expect("pushed").push((group, m));
+    }
+    out
+}
+
+/// A raft batch's count; each message's group id and length.
+const RAFT_BATCH_OVERHEAD_BYTES: usize = 4;
+const RAFT_MESSAGE_OVERHEAD_BYTES: usize = 8;
+
 pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
     if buf.len() < FRAME_HEADER_SIZE_BYTES {
         return Ok(None);
@@ -263,6 +291,33 @@ mod tests {
         }]
         .into();
         Frame::Raft(vec![(GroupId(4), m.clone()), (GroupId(0), m)])
+    }
+
+    #[test]
+    fn many_full_appends_split_into_frames_that_fit() {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        m.entries = vec![Entry {
+            data: vec![7u8; 1024 * 1024].into(),
+            ..Entry::default()
+        }]
+        .into();
+        let msgs: Vec<(GroupId, Message)> = (0..40).map(|g| (GroupId(g), m.clone())).collect();
+        let batches = raft_batches(msgs);
+        assert!(batches.len() >= 5, "{} batches", batches.len());
+        let mut next = 0;
+        for batch in batches {
+            let mut buf = Vec::new();
+            for (g, _) in &batch {
+                assert_eq!(g.0, next, "order kept");
+                next += 1;
+            }
+            encode(&Frame::Raft(batch), &mut buf);
+            assert!(buf.len() <= FRAME_HEADER_SIZE_BYTES + FRAME_BODY_SIZE_BYTES_MAX);
+            assert!(decode(&buf).unwrap().is_some());
+        }
+        assert_eq!(next, 40);
+        assert!(raft_batches(Vec::new()).is_empty());
     }
 
     #[test]

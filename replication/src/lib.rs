@@ -40,7 +40,7 @@ mod status;
 mod store;
 
 pub use driver::{Driver, ProposeError, Proposed, Settings, StepError};
-pub use frame::{decode as decode_frame, encode as encode_frame, Frame, FrameError};
+pub use frame::{decode as decode_frame, encode as encode_frame, raft_batches, Frame, FrameError};
 pub use ids::{BatchId, GroupId, NodeId, Token};
 pub use outcome::{Apply, Outcome, Outgoing, Output, Persist, ReadDone};
 pub use placement::{Membership, MembershipError};

@@ -40,7 +40,11 @@ fn chatd_path() -> PathBuf {
     // target/release/deps/failover-HASH → target/release/chatd
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().unwrap().parent().unwrap().join("chatd");
-    assert!(path.exists(), "{} is missing: build chat-engine", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build chat-engine",
+        path.display()
+    );
     path
 }
 
@@ -100,7 +104,9 @@ fn await_ready(node: &Node) -> String {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = node.lines.recv_timeout(left).expect("ready within 60 s");
         if line.starts_with("chatd ready") {
-            let http = line.split_whitespace().find_map(|w| w.strip_prefix("http="));
+            let http = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("http="));
             return http.expect("http= in the ready line").to_owned();
         }
     }
@@ -140,7 +146,14 @@ fn a_failover_run_against_three_nodes_passes_and_reports_the_outage() {
     let out = Command::new(LOADGEN)
         .args(["failover", "--url", &urls.join(","), "--otp-file", &otp])
         .args(["--users", "30", "--rate", "300", "--warmup", "0.5s"])
-        .args(["--duration", "4s", "--kill-pid", &pid, "--kill-after", "1.5s"])
+        .args([
+            "--duration",
+            "4s",
+            "--kill-pid",
+            &pid,
+            "--kill-after",
+            "1.5s",
+        ])
         .args(["--restart-after", "1s", "--restart-command", &restart])
         .args(["--drain", "15s", "--quiet", "--hard-stop", "90s"])
         .output()

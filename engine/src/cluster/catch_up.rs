@@ -10,7 +10,8 @@
 //! sender in chunks of about `CATCH_UP_CHUNK_BYTES`, writes each chunk at
 //! its offsets (an entry it holds with the same term is the same entry;
 //! from the first that differs, its own tail goes), fdatasyncs it and
-//! applies it like any committed entry. Then it stores a compaction point
+//! applies it like any committed entry (the next chunk is fetched
+//! meanwhile). Then it stores a compaction point
 //! of its own where it stopped and restarts the replica from disk
 //! (`Driver::reset_group`): raft-rs sees a log that starts there, and the
 //! leader, which counted the snapshot as delivered when it sent it,
@@ -75,7 +76,8 @@ pub fn on_snapshot(r: &Rc<Replicator>, group: GroupId, msg: &Message) {
     .detach();
 }
 
-/// Fetches, writes and applies the committed records up to `target`.
+/// Fetches, writes and applies the committed records up to `target`,
+/// fetching the next chunk while the current one is written and applied.
 async fn fetch_through(
     r: &Rc<Replicator>,
     shard: &Rc<Shard>,
@@ -86,29 +88,47 @@ async fn fetch_through(
         .settled_locally()
         .await
         .map_err(|e| format!("{e:?}"))?;
+    let mut next = shard.committed().0 + 1;
+    if next > target {
+        return Ok(());
+    }
+    let mut records = fetch(r, shard, from, next, target).await?;
     let mut chunks = 0u64;
     loop {
-        let next = shard.committed().0 + 1;
-        if next > target {
-            return Ok(());
-        }
+        check_chunk(&records, next, target)?;
         if shard.appended_get() != shard.committed() || shard.health() != Health::Serving {
             return Err("the replica holds entries past its commit index".into());
         }
-        let records = fetch(r, shard, from, next, target).await?;
-        check_chunk(&records, next, target)?;
+        let last = records.last().expect("checked: not empty").index;
         let entries: Vec<Entry> = records
             .into_iter()
             .map(|rec| {
                 raft_log::entry_of(rec.index, rec.term, chat_log::Kind(rec.kind), rec.payload)
             })
             .collect();
-        write_chunk(r, shard, &entries).await?;
-        shard.apply_committed(&r.mesh_handle(), &entries);
+        let ahead = async {
+            if last < target {
+                Some(fetch(r, shard, from, last + 1, target).await)
+            } else {
+                None
+            }
+        };
+        let write = async {
+            write_chunk(r, shard, &entries).await?;
+            shard.apply_committed(&r.mesh_handle(), &entries);
+            Ok::<(), String>(())
+        };
+        let (fetched, written) = futures_lite::future::zip(ahead, write).await;
+        written?;
         chunks += 1;
         if chunks.is_multiple_of(CATCH_UP_STORE_EVERY_CHUNKS) {
             store_base(r, shard).await?;
         }
+        match fetched {
+            None => return Ok(()),
+            Some(f) => records = f?,
+        }
+        next = last + 1;
     }
 }
 

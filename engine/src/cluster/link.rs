@@ -24,8 +24,8 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-/// Bytes queued for one peer before frames are dropped.
-pub const LINK_QUEUE_BYTES_MAX: usize = 32 * 1024 * 1024;
+use crate::constants::LINK_QUEUE_BYTES_MAX;
+
 /// Bytes written to a socket at once.
 pub const LINK_WRITE_BYTES_MAX: usize = 1024 * 1024;
 pub const RECONNECT_MIN_MS: u64 = 20;

@@ -160,6 +160,8 @@ pub fn kind_of(e: &Entry) -> Kind {
 
 /// Writes `entries` at their indices: a conflicting suffix goes first.
 /// Resolves once they are appended; the future it answers, once durable.
+/// Entries over one log batch (a Ready for a follower far behind holds up
+/// to 32 full appends) go as several appends, in order.
 pub async fn append(
     log: &dyn LogStore,
     entries: &[Entry],
@@ -168,15 +170,94 @@ pub async fn append(
     if first <= log.last_offset().0 {
         log.truncate_after(Offset(first - 1)).await?;
     }
-    let items: Vec<LogEntry<'_>> = entries
-        .iter()
-        .map(|e| LogEntry {
-            kind: kind_of(e),
-            term: Term(e.term),
-            payload: &e.data,
-        })
-        .collect();
-    let appended = log.append(&items).await?;
-    assert_eq!(appended.first.0, first, "entry index is log offset");
-    Ok(appended.durable)
+    let mut durables = Vec::new();
+    let mut next = first;
+    for batch in log_batches(entries) {
+        let items: Vec<LogEntry<'_>> = batch
+            .iter()
+            .map(|e| LogEntry {
+                kind: kind_of(e),
+                term: Term(e.term),
+                payload: &e.data,
+            })
+            .collect();
+        let appended = log.append(&items).await?;
+        assert_eq!(appended.first.0, next, "entry index is log offset");
+        next += batch.len() as u64;
+        durables.push(appended.durable);
+    }
+    Ok(Box::pin(async move {
+        for d in durables {
+            d.await?;
+        }
+        Ok(())
+    }))
+}
+
+/// `entries` cut into runs that each fit one chat-log batch.
+fn log_batches(entries: &[Entry]) -> impl Iterator<Item = &[Entry]> {
+    use chat_log::constants::{
+        BATCH_RECORDS_MAX, BATCH_SIZE_BYTES_MAX, HEADER_SIZE_BYTES, RECORD_ALIGN_BYTES,
+    };
+    let mut rest = entries;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0usize;
+        let mut n = 0usize;
+        for e in rest {
+            let framed = HEADER_SIZE_BYTES + e.data.len().next_multiple_of(RECORD_ALIGN_BYTES);
+            if n > 0 && (bytes + framed > BATCH_SIZE_BYTES_MAX || n == BATCH_RECORDS_MAX) {
+                break;
+            }
+            bytes += framed;
+            n += 1;
+        }
+        let (run, tail) = rest.split_at(n);
+        rest = tail;
+        Some(run)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_of_many_full_appends_is_cut_into_log_batches() {
+        let entries: Vec<Entry> = (1..=40u64)
+            .map(|i| Entry {
+                index: i,
+                data: vec![1u8; 1024 * 1024 - 100].into(),
+                ..Entry::default()
+            })
+            .collect();
+        let runs: Vec<&[Entry]> = log_batches(&entries).collect();
+        assert!(runs.len() >= 10, "{} runs", runs.len());
+        let mut next = 1;
+        for run in runs {
+            let bytes: usize = run
+                .iter()
+                .map(|e| 32 + e.data.len().next_multiple_of(16))
+                .sum();
+            assert!(bytes <= chat_log::constants::BATCH_SIZE_BYTES_MAX);
+            for e in run {
+                assert_eq!(e.index, next);
+                next += 1;
+            }
+        }
+        assert_eq!(next, 41);
+        let small: Vec<Entry> = (1..=20_000u64)
+            .map(|i| Entry {
+                index: i,
+                ..Entry::default()
+            })
+            .collect();
+        let counts: Vec<usize> = log_batches(&small).map(<[Entry]>::len).collect();
+        assert_eq!(
+            counts,
+            [chat_log::constants::BATCH_RECORDS_MAX, 20_000 - 16 * 1024]
+        );
+    }
 }

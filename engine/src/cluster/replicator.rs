@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use chat_replication::eraftpb::{MessageType, Snapshot};
+use chat_replication::eraftpb::{Message, MessageType, Snapshot};
 use chat_replication::{
     Apply, BatchId, Driver, Frame, GroupId, Membership, NodeId, Outcome, Outgoing, Output,
     ProposeError, Role, Token,
@@ -510,27 +510,35 @@ impl Replicator {
             let Some(link) = links.get(&node) else {
                 continue;
             };
-            let groups: Vec<GroupId> = msgs.iter().map(|(g, _)| *g).collect();
-            let snapshots: Vec<GroupId> = msgs
-                .iter()
-                .filter(|(_, m)| m.get_msg_type() == MessageType::MsgSnapshot)
-                .map(|(g, _)| *g)
-                .collect();
-            let sent = link.send(&Frame::Raft(msgs));
-            let mut d = self.driver.borrow_mut();
-            if !sent {
-                d.report_unreachable(node);
-                for g in groups {
-                    d.report_snapshot(g, node, false);
-                }
-                continue;
+            for batch in chat_replication::raft_batches(msgs) {
+                self.send_batch(link, node, batch);
             }
-            // A snapshot names the compaction point only; the follower
-            // fetches the log itself, so it is delivered once sent: the
-            // leader probes from after it (one append per heartbeat).
-            for g in snapshots {
-                d.report_snapshot(g, node, true);
+        }
+    }
+
+    /// One frame of raft messages to `node`; a frame the link cannot take
+    /// makes the node unreachable for raft (it probes again).
+    fn send_batch(&self, link: &Link, node: NodeId, msgs: Vec<(GroupId, Message)>) {
+        let groups: Vec<GroupId> = msgs.iter().map(|(g, _)| *g).collect();
+        let snapshots: Vec<GroupId> = msgs
+            .iter()
+            .filter(|(_, m)| m.get_msg_type() == MessageType::MsgSnapshot)
+            .map(|(g, _)| *g)
+            .collect();
+        let sent = link.send(&Frame::Raft(msgs));
+        let mut d = self.driver.borrow_mut();
+        if !sent {
+            d.report_unreachable(node);
+            for g in groups {
+                d.report_snapshot(g, node, false);
             }
+            return;
+        }
+        // A snapshot names the compaction point only; the follower fetches
+        // the log itself, so it is delivered once sent: the leader probes
+        // from after it (one append per heartbeat).
+        for g in snapshots {
+            d.report_snapshot(g, node, true);
         }
     }
 

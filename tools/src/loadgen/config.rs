@@ -270,8 +270,7 @@ impl Config {
 
     /// Failover: the kill, counted from the start of sending.
     pub fn kill_at(&self) -> Duration {
-        self.kill_after
-            .unwrap_or(self.warmup + self.duration / 3)
+        self.kill_after.unwrap_or(self.warmup + self.duration / 3)
     }
 
     /// The URLs of `--url`, one per node.
@@ -456,9 +455,20 @@ mod tests {
         assert_eq!(ports, [1, 2, 3]);
         assert_eq!(c.server().unwrap().addr.port(), 1);
         assert!(c.validate().unwrap_err().contains("--kill-pid"));
-        let c = config(&["failover", "--url", urls, "--otp-file", "x", "--kill-pid", "7"]);
+        let c = config(&[
+            "failover",
+            "--url",
+            urls,
+            "--otp-file",
+            "x",
+            "--kill-pid",
+            "7",
+        ]);
         assert_eq!(c.validate(), Ok(()));
-        assert_eq!(c.kill_at(), Duration::from_secs(2) + Duration::from_secs(10) / 3);
+        assert_eq!(
+            c.kill_at(),
+            Duration::from_secs(2) + Duration::from_secs(10) / 3
+        );
         let one = ["failover", "--url", "http://127.0.0.1:1", "--otp-file", "x"];
         let c = config(&[&one[..], &["--kill-pid", "7"]].concat());
         assert!(c.validate().unwrap_err().contains("two nodes"));

@@ -17,8 +17,8 @@ use glommio::sync::Semaphore;
 use super::config::{Scenario, TargetKind};
 use super::constants::{
     CONNECTS_IN_FLIGHT_MAX, CONNECT_TRIES_MAX, DRAIN_POLL_INTERVAL, IO_TIMEOUT,
-    RECONNECT_PAUSE_MAX, RECONNECT_PAUSE_MIN, SEND_LAG_LATE,
-    STORM_HOLD_MILLIS_MAX, STORM_HOLD_MILLIS_MIN,
+    RECONNECT_PAUSE_MAX, RECONNECT_PAUSE_MIN, SEND_LAG_LATE, STORM_HOLD_MILLIS_MAX,
+    STORM_HOLD_MILLIS_MIN,
 };
 use super::figures::bump;
 use super::session::{self, Conn};

@@ -27,8 +27,8 @@
 pub mod config;
 pub mod constants;
 pub mod coordinator;
-pub mod figures;
 pub mod failover;
+pub mod figures;
 pub mod load;
 pub mod outage;
 pub mod report;

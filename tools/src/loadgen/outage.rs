@@ -111,7 +111,10 @@ impl MergedOutages {
 
     /// First failed send to last recovery, µs.
     pub fn window_us(&self) -> Option<u64> {
-        Some(self.last_end_unix_us?.saturating_sub(self.first_start_unix_us?))
+        Some(
+            self.last_end_unix_us?
+                .saturating_sub(self.first_start_unix_us?),
+        )
     }
 }
 
@@ -152,6 +155,9 @@ mod tests {
         o.confirmed(0, 0, 400_000);
         let mut m = MergedOutages::default();
         m.add(&o.report(|t| t));
-        assert_eq!((m.windows.len(), m.window_us(), m.unrecovered), (0, None, 0));
+        assert_eq!(
+            (m.windows.len(), m.window_us(), m.unrecovered),
+            (0, None, 0)
+        );
     }
 }

@@ -15,10 +15,10 @@ use tungstenite::Message;
 use super::config::TargetKind;
 use super::constants::{IO_TIMEOUT, WRITE_QUEUE_FRAMES_MAX};
 use super::figures::bump;
+use super::target::UNAVAILABLE;
 use super::target::{
     chatd_ack, chatd_auth, chatd_decode, parse_body, parse_message_id, Confirm, Inbound,
 };
-use super::target::UNAVAILABLE;
 use super::transport::{within, Ws};
 use super::verdict::{ConvIx, MsgIx, Reception};
 use super::worker::Shared;

@@ -718,7 +718,10 @@ mod tests {
         assert_eq!(l.pending(), (0, 1));
         assert_eq!(l.confirmed(C, ix, Some(1)), Some(7));
         let v = l.verdict();
-        assert_eq!((v.confirmed, v.delivered, v.unknown_outcome, v.faults()), (1, 1, 0, 0));
+        assert_eq!(
+            (v.confirmed, v.delivered, v.unknown_outcome, v.faults()),
+            (1, 1, 0, 0)
+        );
         assert!(l.settled());
     }
 

@@ -301,9 +301,6 @@ fn report(shared: &Shared, phases: load::Phases) -> Report {
         samples,
         drain_seconds: phases.drain_seconds,
         catchup_seconds: phases.catchup_seconds,
-        outage: shared
-            .outages
-            .borrow()
-            .report(|t| shared.unix_of_local(t)),
+        outage: shared.outages.borrow().report(|t| shared.unix_of_local(t)),
     }
 }
