@@ -291,10 +291,11 @@ pub async fn reconnect(shared: Rc<Shared>, u: usize) {
         match session::open(&shared, u).await {
             Ok(conn) => {
                 shared.conns.borrow_mut()[u] = Some(conn.clone());
-                let mut f = shared.figures.borrow_mut();
-                f.counters.connected += 1;
-                f.counters.reconnects += 1;
-                drop(f);
+                {
+                    let mut f = shared.figures.borrow_mut();
+                    f.counters.connected += 1;
+                    f.counters.reconnects += 1;
+                }
                 resend_orphans(&shared, &conn).await;
                 return;
             }

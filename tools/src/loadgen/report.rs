@@ -231,6 +231,25 @@ fn json_report(config: &Config, info: &RunInfo, m: &Merged, failures: &[String])
     })
 }
 
+fn print_load(config: &Config, m: &Merged) {
+    let (sent, confirmed, received) = rates(config, m);
+    let c = &m.tally.counters;
+    let mode = if config.rate > 0.0 {
+        format!("open loop, target {:.0} msg/s", config.rate)
+    } else {
+        format!("closed loop, window {} per sender", config.window)
+    };
+    println!(
+        "  load          {mode}: sent {sent:.0}/s, confirmed {confirmed:.0}/s, received {received:.0}/s (copies) over {:.1} s after {:.1} s warm-up; {} sends, {} left >10 ms late",
+        config.duration.as_secs_f64(), config.warmup.as_secs_f64(), c.sends, c.sends_late
+    );
+    println!("{}", latency_line("send->sent", &m.tally.send_to_sent));
+    println!(
+        "{}",
+        latency_line("send->receive", &m.tally.send_to_receive)
+    );
+}
+
 fn print_failover(info: &RunInfo, events: &Events, m: &Merged) {
     let at = |t: Option<u64>| match t {
         Some(t) => format!("{:.2} s", (t as f64 - info.start_unix as f64) / 1e6),
@@ -260,7 +279,6 @@ fn print_failover(info: &RunInfo, events: &Events, m: &Merged) {
 }
 
 fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String]) {
-    let (sent, confirmed, received) = rates(config, m);
     let c = &m.tally.counters;
     let l = &info.layout;
     println!(
@@ -282,20 +300,7 @@ fn print_summary(config: &Config, info: &RunInfo, m: &Merged, failures: &[String
     }
     println!("{}", latency_line("handshake", &m.tally.connect));
     if config.scenario != Scenario::Idle {
-        let mode = if config.rate > 0.0 {
-            format!("open loop, target {:.0} msg/s", config.rate)
-        } else {
-            format!("closed loop, window {} per sender", config.window)
-        };
-        println!(
-            "  load          {mode}: sent {sent:.0}/s, confirmed {confirmed:.0}/s, received {received:.0}/s (copies) over {:.1} s after {:.1} s warm-up; {} sends, {} left >10 ms late",
-            config.duration.as_secs_f64(), config.warmup.as_secs_f64(), c.sends, c.sends_late
-        );
-        println!("{}", latency_line("send->sent", &m.tally.send_to_sent));
-        println!(
-            "{}",
-            latency_line("send->receive", &m.tally.send_to_receive)
-        );
+        print_load(config, m);
     }
     if config.scenario == Scenario::Catchup {
         let per_s = m.verdict.delivered as f64 / m.catchup_seconds.max(1e-9);
