@@ -350,6 +350,17 @@ fn send_until_sent(ws: &mut chat_tools::client::Ws, conv: &str, id: &str, text: 
     }
 }
 
+/// Until node `n` applied `shard` through node 1's commit index and is ready.
+fn wait_caught_up(c: &Cluster, n: usize, shard: usize) {
+    let back = &c.nodes[n];
+    common::wait_until("the restarted node applied every write", || {
+        let leader = c.shards(0)[shard]["commit_index"].as_u64()?;
+        let (_, v) = back.ops_get("/stats");
+        let applied = v["shards"][shard]["applied_index"].as_u64()?;
+        (applied >= leader && back.ops_get("/readyz").0 == 200).then_some(())
+    });
+}
+
 #[test]
 fn a_node_tens_of_megabytes_behind_gets_the_appends_streamed() {
     // 200 writes of 100 KiB while node 3 is down: the leader still holds
@@ -369,12 +380,7 @@ fn a_node_tens_of_megabytes_behind_gets_the_appends_streamed() {
     }
     c.nodes[2].spawn();
     let back = &c.nodes[2];
-    common::wait_until("the restarted node applied every write", || {
-        let leader = c.shards(0)[shard]["commit_index"].as_u64()?;
-        let (_, v) = back.ops_get("/stats");
-        let applied = v["shards"][shard]["applied_index"].as_u64()?;
-        (applied >= leader && back.ops_get("/readyz").0 == 200).then_some(())
-    });
+    wait_caught_up(&c, 2, shard);
     let (_, stats) = back.ops_get("/stats");
     assert_eq!(stats["raft_catch_ups"], 0, "streamed, not fetched: {stats}");
     for node in &c.nodes {
@@ -413,12 +419,7 @@ fn a_node_behind_the_leaders_compaction_point_fetches_the_log_and_serves_again()
 
     c.nodes[2].spawn();
     let back = &c.nodes[2];
-    common::wait_until("the restarted node applied every write", || {
-        let leader = c.shards(0)[shard]["commit_index"].as_u64()?;
-        let (_, v) = back.ops_get("/stats");
-        let applied = v["shards"][shard]["applied_index"].as_u64()?;
-        (applied >= leader && back.ops_get("/readyz").0 == 200).then_some(())
-    });
+    wait_caught_up(&c, 2, shard);
     let (_, stats) = back.ops_get("/stats");
     assert!(
         stats["raft_catch_ups"].as_u64().unwrap() >= 1,

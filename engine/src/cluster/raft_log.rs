@@ -186,6 +186,10 @@ pub async fn append(
         next += batch.len() as u64;
         durables.push(appended.durable);
     }
+    if durables.len() == 1 {
+        // The usual case: one batch, its own future.
+        return Ok(durables.pop().expect("one"));
+    }
     Ok(Box::pin(async move {
         for d in durables {
             d.await?;
@@ -196,9 +200,7 @@ pub async fn append(
 
 /// `entries` cut into runs that each fit one chat-log batch.
 fn log_batches(entries: &[Entry]) -> impl Iterator<Item = &[Entry]> {
-    use chat_log::constants::{
-        BATCH_RECORDS_MAX, BATCH_SIZE_BYTES_MAX, HEADER_SIZE_BYTES, RECORD_ALIGN_BYTES,
-    };
+    use chat_log::constants::{BATCH_RECORDS_MAX, BATCH_SIZE_BYTES_MAX};
     let mut rest = entries;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -207,7 +209,7 @@ fn log_batches(entries: &[Entry]) -> impl Iterator<Item = &[Entry]> {
         let mut bytes = 0usize;
         let mut n = 0usize;
         for e in rest {
-            let framed = HEADER_SIZE_BYTES + e.data.len().next_multiple_of(RECORD_ALIGN_BYTES);
+            let framed = chat_log::record::frame_len(e.data.len());
             if n > 0 && (bytes + framed > BATCH_SIZE_BYTES_MAX || n == BATCH_RECORDS_MAX) {
                 break;
             }

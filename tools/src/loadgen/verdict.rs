@@ -306,16 +306,7 @@ impl Ledger {
 
     /// The target refused message `ix`.
     pub fn refused(&mut self, conv: ConvIx, ix: MsgIx) {
-        let Some(msg) = self
-            .books
-            .get_mut(&conv)
-            .and_then(|b| b.msgs.get_mut(ix.0 as usize))
-        else {
-            return;
-        };
-        if msg.state == SendState::Written {
-            msg.state = SendState::Refused;
-            self.written -= 1;
+        if self.answered(conv, ix, SendState::Refused) {
             self.running.refused += 1;
             // Anything it already reached is unexpected.
             let reached = self.recipients_reached(conv, ix);
@@ -326,16 +317,23 @@ impl Ledger {
     /// The target answered message `ix` with "unavailable": it may or may
     /// not have been taken (a cluster lost its leader mid-write).
     pub fn unknown(&mut self, conv: ConvIx, ix: MsgIx) {
-        let Some(msg) = self
+        self.answered(conv, ix, SendState::Orphaned);
+    }
+
+    /// Moves message `ix`, still waiting for an answer, to `state`; false
+    /// when it was not waiting (or is not known).
+    fn answered(&mut self, conv: ConvIx, ix: MsgIx, state: SendState) -> bool {
+        let msg = self
             .books
             .get_mut(&conv)
-            .and_then(|b| b.msgs.get_mut(ix.0 as usize))
-        else {
-            return;
-        };
-        if msg.state == SendState::Written {
-            msg.state = SendState::Orphaned;
-            self.written -= 1;
+            .and_then(|b| b.msgs.get_mut(ix.0 as usize));
+        match msg {
+            Some(msg) if msg.state == SendState::Written => {
+                msg.state = state;
+                self.written -= 1;
+                true
+            }
+            _ => false,
         }
     }
 
