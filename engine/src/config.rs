@@ -112,6 +112,21 @@ pub struct Flags {
     /// (each node listens for its peers on its own entry's address)
     #[arg(long)]
     pub peers: Option<String>,
+    /// Where this node listens for its peers, when that differs from its
+    /// own --peers entry (behind NAT, a container's port map or a proxy)
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
+    /// TLS between nodes: this node's certificate chain (PEM); goes with
+    /// --peer-tls-key and --peer-tls-ca
+    #[arg(long)]
+    pub peer_tls_cert: Option<PathBuf>,
+    /// TLS between nodes: this node's private key (PEM)
+    #[arg(long)]
+    pub peer_tls_key: Option<PathBuf>,
+    /// TLS between nodes: the CA (PEM) that signed every node's
+    /// certificate; a peer without a certificate it signed is refused
+    #[arg(long)]
+    pub peer_tls_ca: Option<PathBuf>,
     /// Raft ticks without a leader's word before an election [default: 10]
     #[arg(long)]
     pub election_ticks: Option<usize>,
@@ -132,6 +147,18 @@ pub struct ClusterConfig {
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
     pub tick_ms: u64,
+    /// Where to listen for peers; `None`: this node's own --peers entry.
+    pub peer_listen: Option<SocketAddr>,
+    /// Mutual TLS between nodes; `None`: plain TCP.
+    pub tls: Option<PeerTlsFiles>,
+}
+
+/// The PEM files of mutual TLS between nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// Where OTP codes are delivered.
@@ -295,6 +322,8 @@ fn cluster(flags: &Flags, file: &Flags) -> Result<Option<ClusterConfig>, String>
             file.raft_tick_ms,
             TICK_INTERVAL_MS_DEFAULT,
         ),
+        peer_listen: flags.peer_listen.or(file.peer_listen),
+        tls: peer_tls(flags, file)?,
     };
     if c.heartbeat_ticks == 0 || c.election_ticks <= c.heartbeat_ticks {
         return Err("--election-ticks must be above --heartbeat-ticks (and both positive)".into());
@@ -303,6 +332,18 @@ fn cluster(flags: &Flags, file: &Flags) -> Result<Option<ClusterConfig>, String>
         return Err("--raft-tick-ms must be 1..=10000".into());
     }
     Ok(Some(c))
+}
+
+/// The three peer TLS files, all or none.
+fn peer_tls(flags: &Flags, file: &Flags) -> Result<Option<PeerTlsFiles>, String> {
+    let cert = flags.peer_tls_cert.clone().or(file.peer_tls_cert.clone());
+    let key = flags.peer_tls_key.clone().or(file.peer_tls_key.clone());
+    let ca = flags.peer_tls_ca.clone().or(file.peer_tls_ca.clone());
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(PeerTlsFiles { cert, key, ca })),
+        _ => Err("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together".into()),
+    }
 }
 
 /// `1=127.0.0.1:7001,2=...`: ids above 0, each once, each with a port.

@@ -8,6 +8,7 @@
 //! - `constants.rs` all limits of the transport, units last
 //! - `listener.rs`  `bind`: per-core `SO_REUSEPORT` listener
 //! - `tls.rs`       rustls server config from PEM (ring, TLS 1.3), self-signed certs
+//! - `peer_tls.rs`  mutual TLS between cluster nodes: both ends show a certificate the cluster CA signed
 //! - `io.rs`        `Conn` (plain or TLS socket) and the futures-io → hyper adapter
 //! - `stop.rs`      `StopSignal`: one-shot broadcast for shutdown
 //! - `http.rs`      `serve`: accept loop, hyper HTTP/1.1, body limits, WebSocket upgrade, `Handler`
@@ -18,6 +19,7 @@ pub mod constants;
 pub mod http;
 pub mod io;
 pub mod listener;
+pub mod peer_tls;
 pub mod protocol;
 pub mod stop;
 pub mod tls;

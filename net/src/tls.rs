@@ -61,7 +61,7 @@ fn open(path: &Path, what: &str) -> Result<BufReader<File>, String> {
         .map_err(|e| format!("TLS {what} {}: {e}", path.display()))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut reader = open(path, "certificate")?;
     let certs = rustls_pemfile::certs(&mut reader)
         .collect::<Result<Vec<_>, _>>()
@@ -75,7 +75,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let mut reader = open(path, "key")?;
     match rustls_pemfile::private_key(&mut reader) {
         Ok(Some(key)) => Ok(key),

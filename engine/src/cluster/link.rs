@@ -8,7 +8,9 @@
 //! the cluster and the sender. Queues are bounded: when a peer is slow or
 //! down, Raft messages over the bound are dropped (Raft resends) and the
 //! peer is reported unreachable. Reconnects back off up to a second.
-//! A bad frame closes the link, never panics.
+//! A bad frame closes the link, never panics. With `--peer-tls-*` every
+//! link is mutual TLS 1.3 (`chat_net::peer_tls`); a peer whose handshake
+//! and hello do not complete within `HELLO_TIMEOUT_MS` is dropped.
 //!
 //! Lives on: the core that made it.
 
@@ -19,8 +21,10 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use chat_replication::{decode_frame, encode_frame, Frame, NodeId};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use tracing::{debug, info, warn};
 
@@ -44,10 +48,22 @@ pub struct Link {
     waker: RefCell<Option<Waker>>,
     up: Cell<bool>,
     pub dropped: Cell<u64>,
+    /// Mutual TLS (`None`: plain TCP).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// A peer link's byte stream, plain or TLS (boxed: one per link, and the
+/// rustls state is large).
+type Writer = Box<dyn AsyncWrite + Unpin>;
+type Reader = Box<dyn AsyncRead + Unpin>;
+
 impl Link {
-    pub fn new(to: NodeId, addr: String, hello: &Frame) -> Rc<Link> {
+    pub fn new(
+        to: NodeId,
+        addr: String,
+        hello: &Frame,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Rc<Link> {
         let mut bytes = Vec::new();
         encode_frame(hello, &mut bytes);
         Rc::new(Link {
@@ -59,6 +75,7 @@ impl Link {
             waker: RefCell::new(None),
             up: Cell::new(false),
             dropped: Cell::new(0),
+            tls,
         })
     }
 
@@ -112,20 +129,30 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> std::io::Result<TcpStream> {
+    async fn connect(&self) -> std::io::Result<Writer> {
         use std::net::ToSocketAddrs;
         let addr = self
             .addr
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| std::io::Error::other("no address"))?;
-        let mut s = TcpStream::connect(addr).await?;
+        let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
+        let mut s: Writer = match &self.tls {
+            None => Box::new(s),
+            Some(config) => {
+                let name =
+                    chat_net::peer_tls::server_name(&self.addr).map_err(std::io::Error::other)?;
+                let connector = futures_rustls::TlsConnector::from(config.clone());
+                Box::new(connector.connect(name, s).await?)
+            }
+        };
         s.write_all(&self.hello).await?;
+        s.flush().await?;
         Ok(s)
     }
 
-    async fn write_loop(&self, stream: &mut TcpStream) -> std::io::Error {
+    async fn write_loop(&self, stream: &mut Writer) -> std::io::Error {
         let mut buf = Vec::with_capacity(LINK_WRITE_BYTES_MAX);
         loop {
             poll_fn(|cx| {
@@ -152,54 +179,102 @@ impl Link {
             if let Err(e) = stream.write_all(&buf).await {
                 return e;
             }
+            if let Err(e) = stream.flush().await {
+                return e;
+            }
         }
     }
 }
 
-/// Reads one inbound peer connection: the hello (checked by `accept`),
-/// then frames handed to `on_frame` with the sender's node id, until the
-/// peer closes or sends a bad frame.
+/// Reads one inbound peer connection: the TLS handshake (when `tls`),
+/// the hello (checked by `accept`), then frames handed to `on_frame` with
+/// the sender's node id, until the peer closes or sends a bad frame.
 pub async fn read_peer(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
     accept: impl Fn(u64, NodeId) -> bool,
     on_frame: impl Fn(NodeId, Frame),
 ) {
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-    let mut from: Option<NodeId> = None;
     // A peer that says nothing is dropped; once it said hello, silence is
     // fine (an idle link between heartbeats).
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(HELLO_TIMEOUT_MS)));
+    let opened = async {
+        let mut s: Reader = match tls {
+            None => Box::new(stream),
+            Some(config) => {
+                let acceptor = futures_rustls::TlsAcceptor::from(config);
+                match acceptor.accept(stream).await {
+                    Ok(s) => Box::new(s),
+                    Err(e) => {
+                        warn!(error = %e, "peer TLS handshake failed: link refused");
+                        return None;
+                    }
+                }
+            }
+        };
+        let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
+        let node = read_hello(&mut s, &mut buf, &accept).await?;
+        Some((s, buf, node))
+    };
+    let timeout = async {
+        glommio::timer::sleep(Duration::from_millis(HELLO_TIMEOUT_MS)).await;
+        warn!("peer said no hello in time: link closed");
+        None
+    };
+    let Some((mut s, mut buf, from)) = futures_lite::future::or(opened, timeout).await else {
+        return;
+    };
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     loop {
         loop {
             match decode_frame(&buf) {
+                Ok(Some((Frame::Hello { .. }, _))) => {
+                    warn!(peer = from.0, "second hello on a link: closed");
+                    return;
+                }
                 Ok(Some((frame, used))) => {
                     buf.drain(..used);
-                    match (from, frame) {
-                        (None, Frame::Hello { cluster, node, .. }) if accept(cluster, node) => {
-                            from = Some(node);
-                            let _ = stream.set_read_timeout(None);
-                        }
-                        (None, _) => {
-                            warn!("peer link refused: bad hello");
-                            return;
-                        }
-                        (Some(node), Frame::Hello { .. }) => {
-                            warn!(peer = node.0, "second hello on a link: closed");
-                            return;
-                        }
-                        (Some(node), frame) => on_frame(node, frame),
-                    }
+                    on_frame(from, frame);
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    warn!(error = %e, "bad frame from a peer: link closed");
+                    warn!(peer = from.0, error = %e, "bad frame from a peer: link closed");
                     return;
                 }
             }
         }
-        match stream.read(&mut chunk).await {
+        match s.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Reads until the first frame, which must be an accepted hello; answers
+/// its node (what follows it stays in `buf`).
+async fn read_hello(
+    s: &mut Reader,
+    buf: &mut Vec<u8>,
+    accept: &impl Fn(u64, NodeId) -> bool,
+) -> Option<NodeId> {
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        match decode_frame(buf) {
+            Ok(Some((Frame::Hello { cluster, node, .. }, used))) if accept(cluster, node) => {
+                buf.drain(..used);
+                return Some(node);
+            }
+            Ok(Some(_)) => {
+                warn!("peer link refused: bad hello");
+                return None;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(error = %e, "bad first frame from a peer: link closed");
+                return None;
+            }
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }

@@ -76,7 +76,11 @@ pub async fn replicator(
 }
 
 /// Links to every peer, the peer listener, the pump and the persister.
-pub fn start(r: &Rc<Replicator>, cfg: &ClusterConfig) -> Result<(), String> {
+pub fn start(
+    r: &Rc<Replicator>,
+    cfg: &ClusterConfig,
+    tls: Option<&chat_net::peer_tls::PeerTls>,
+) -> Result<(), String> {
     let me = NodeId(cfg.node);
     let hello = Frame::Hello {
         cluster: r.cluster_id,
@@ -87,7 +91,12 @@ pub fn start(r: &Rc<Replicator>, cfg: &ClusterConfig) -> Result<(), String> {
         if *id == cfg.node {
             continue;
         }
-        let link = Link::new(NodeId(*id), addr.clone(), &hello);
+        let link = Link::new(
+            NodeId(*id),
+            addr.clone(),
+            &hello,
+            tls.map(|t| t.client.clone()),
+        );
         r.add_link(link.clone());
         glommio::spawn_local(link.run(|node| with_local(|r| r.link_down(node)))).detach();
     }
@@ -97,17 +106,26 @@ pub fn start(r: &Rc<Replicator>, cfg: &ClusterConfig) -> Result<(), String> {
         .find(|(id, _)| *id == cfg.node)
         .map(|(_, a)| a.clone())
         .ok_or("this node is not in --peers")?;
-    let addr = own
-        .to_socket_addrs()
-        .map_err(|e| format!("peer address {own}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("peer address {own} resolves to nothing"))?;
+    let addr = match cfg.peer_listen {
+        Some(addr) => addr,
+        None => own
+            .to_socket_addrs()
+            .map_err(|e| format!("peer address {own}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("peer address {own} resolves to nothing"))?,
+    };
     let listener =
         chat_net::bind(addr).map_err(|e| format!("cannot listen for peers on {addr}: {e}"))?;
     if r.core.0 == 0 {
-        info!(node = cfg.node, %addr, "listening for peers");
+        let tls = if tls.is_some() {
+            "mutual TLS"
+        } else {
+            "plain TCP"
+        };
+        info!(node = cfg.node, %addr, tls, "listening for peers");
     }
     let (cluster, membership) = (r.cluster_id, r.membership.clone());
+    let server_tls = tls.map(|t| t.server.clone());
     glommio::spawn_local(async move {
         loop {
             match listener.accept().await {
@@ -117,7 +135,8 @@ pub fn start(r: &Rc<Replicator>, cfg: &ClusterConfig) -> Result<(), String> {
                         c == cluster && n != me && membership.address(n).is_some()
                     };
                     let on_frame = |from, frame| with_local(|r| r.on_frame(from, frame));
-                    glommio::spawn_local(read_peer(stream, accept, on_frame)).detach();
+                    let tls = server_tls.clone();
+                    glommio::spawn_local(read_peer(stream, tls, accept, on_frame)).detach();
                 }
                 Err(e) => {
                     warn!(error = %e, "peer accept failed");

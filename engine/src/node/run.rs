@@ -39,6 +39,8 @@ struct Shared {
     shards: u16,
     data_dir: PathBuf,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Cluster mode with `--peer-tls-*`: mutual TLS between nodes.
+    peer_tls: Option<chat_net::peer_tls::PeerTls>,
     listen: SocketAddr,
     ops_listen: SocketAddr,
     /// Cluster mode: the stored membership.
@@ -65,6 +67,10 @@ pub fn run(config: Config) -> Result<(), String> {
         Some((cert, key)) => Some(chat_net::tls::load_server_config(cert, key)?),
         None => None,
     };
+    let peer_tls = match config.cluster.as_ref().and_then(|c| c.tls.as_ref()) {
+        Some(f) => Some(chat_net::peer_tls::load_peer_tls(&f.cert, &f.key, &f.ca)?),
+        None => None,
+    };
     // Port 0: reserve one port for every core's listener (bound, never
     // listening, so it takes no connections), held until all cores listen.
     let (listen_guard, listen) = reserve(config.listen)?;
@@ -76,6 +82,7 @@ pub fn run(config: Config) -> Result<(), String> {
         shards,
         data_dir,
         tls,
+        peer_tls,
         listen,
         ops_listen,
         membership,
@@ -255,7 +262,7 @@ async fn core_main(
     serve_mesh(&core, receivers);
     if let (Some(r), Some(c)) = (&replicator, &config.cluster) {
         r.set_mesh(core.mesh());
-        crate::cluster::start::start(r, c)?;
+        crate::cluster::start::start(r, c, shared.peer_tls.as_ref())?;
         crate::cluster::start::wait_for_leaders(r).await;
     }
     *ops_handler.core.borrow_mut() = Some(core.clone());
