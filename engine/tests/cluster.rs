@@ -464,3 +464,84 @@ fn a_node_behind_the_leaders_compaction_point_fetches_the_log_and_serves_again()
         want
     );
 }
+
+/// Runs `chatd gen-cert` for 127.0.0.1 into `dir`; answers the cert and
+/// key paths.
+fn gen_cert(dir: &std::path::Path, name: &str) -> (String, String) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["gen-cert", "--host", "127.0.0.1", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .expect("chatd gen-cert runs");
+    assert!(out.status.success(), "gen-cert: {out:?}");
+    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    (path(cert), path(key))
+}
+
+/// Sets the value that follows `flag` in `node`'s arguments.
+fn set_arg(node: &mut Server, flag: &str, value: &str) {
+    let i = node.args.iter().position(|a| a == flag).expect("the flag");
+    node.args[i + 1] = value.to_string();
+}
+
+#[test]
+fn nodes_replicate_over_mutual_tls_and_a_node_with_a_stranger_certificate_stays_out() {
+    // One self-signed certificate is every node's certificate and the
+    // cluster's CA: a development setup, as PROTOCOL.md shows it.
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = gen_cert(certs.path(), "cluster");
+    let tls = [
+        "--peer-tls-cert",
+        &cert,
+        "--peer-tls-key",
+        &key,
+        "--peer-tls-ca",
+        &cert,
+    ];
+    let mut c = Cluster::start_with(&tls);
+    wait_balanced(&c);
+    let alice = c.nodes[0].login("+15550100051", "phone");
+    for n in 0..3 {
+        let name = format!("via node {}", n + 1);
+        assert_eq!(set_name(&c, &alice, n, &name).0, 200);
+    }
+    // Node 3 comes back with a certificate the others do not trust (and
+    // that trusts only itself): nodes 1 and 2 refuse its links, so it
+    // never hears of a leader and never says ready (its client port stays
+    // closed), while the other two go on.
+    let (stranger, stranger_key) = gen_cert(certs.path(), "stranger");
+    c.nodes[2].kill9();
+    set_arg(&mut c.nodes[2], "--peer-tls-cert", &stranger);
+    set_arg(&mut c.nodes[2], "--peer-tls-key", &stranger_key);
+    set_arg(&mut c.nodes[2], "--peer-tls-ca", &stranger);
+    let pending = c.nodes[2].begin();
+    let started = Instant::now();
+    while set_name(&c, &alice, 0, "while node 3 is out").0 != 200 {
+        assert!(started.elapsed() < WAIT, "nodes 1 and 2 took no write");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        pending.silent_for(Duration::from_secs(3)),
+        "node 3 said ready with a certificate nobody trusts"
+    );
+    for n in 0..2 {
+        let (_, stats) = c.nodes[n].ops_get("/stats");
+        let refused = stats["raft_peer_links_refused"].as_u64().unwrap();
+        assert!(refused > 0, "node {} refused no link: {stats}", n + 1);
+    }
+    pending.kill9();
+    // With the cluster's certificate again it catches up by itself.
+    c.nodes[2].kill9();
+    set_arg(&mut c.nodes[2], "--peer-tls-cert", &cert);
+    set_arg(&mut c.nodes[2], "--peer-tls-key", &key);
+    set_arg(&mut c.nodes[2], "--peer-tls-ca", &cert);
+    c.nodes[2].spawn();
+    common::wait_until("node 3 serves the write made while it was out", || {
+        let (status, me) = c.nodes[2].rest("GET", "/v1/me", Some(&alice.token), None);
+        (status == 200 && me["name"] == "while node 3 is out").then_some(())
+    });
+}

@@ -194,7 +194,7 @@ pub async fn read_peer(
     tls: Option<Arc<rustls::ServerConfig>>,
     accept: impl Fn(u64, NodeId) -> bool,
     on_frame: impl Fn(NodeId, Frame),
-) {
+) -> Inbound {
     // A peer that says nothing is dropped; once it said hello, silence is
     // fine (an idle link between heartbeats).
     let opened = async {
@@ -221,7 +221,7 @@ pub async fn read_peer(
         None
     };
     let Some((mut s, mut buf, from)) = futures_lite::future::or(opened, timeout).await else {
-        return;
+        return Inbound::Refused;
     };
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     loop {
@@ -229,7 +229,7 @@ pub async fn read_peer(
             match decode_frame(&buf) {
                 Ok(Some((Frame::Hello { .. }, _))) => {
                     warn!(peer = from.0, "second hello on a link: closed");
-                    return;
+                    return Inbound::Closed;
                 }
                 Ok(Some((frame, used))) => {
                     buf.drain(..used);
@@ -238,15 +238,25 @@ pub async fn read_peer(
                 Ok(None) => break,
                 Err(e) => {
                     warn!(peer = from.0, error = %e, "bad frame from a peer: link closed");
-                    return;
+                    return Inbound::Closed;
                 }
             }
         }
         match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return Inbound::Closed,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// How an inbound connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// It never became a peer link: no TLS handshake, no accepted hello,
+    /// or silence past `HELLO_TIMEOUT_MS`.
+    Refused,
+    /// A peer link that closed (the peer went away or sent a bad frame).
+    Closed,
 }
 
 /// Reads until the first frame, which must be an accepted hello; answers

@@ -93,6 +93,9 @@ pub struct Replicator {
     append_lock: glommio::sync::Semaphore,
     /// Catch-ups (log fetched up to a leader's compaction point) done.
     pub catch_ups: Cell<u64>,
+    /// Inbound connections that never became a peer link (a failed TLS
+    /// handshake, a hello from another cluster, silence).
+    pub links_refused: Cell<u64>,
     /// Fault injection (tests): while set, every peer frame in or out is
     /// dropped, as if this node were cut off from the others.
     pub cut_off: Cell<bool>,
@@ -132,6 +135,7 @@ impl Replicator {
             persist_waker: RefCell::new(None),
             stored: RefCell::new(BTreeMap::new()),
             catch_ups: Cell::new(0),
+            links_refused: Cell::new(0),
             append_lock: glommio::sync::Semaphore::new(1),
             cut_off: Cell::new(false),
         });

@@ -14,7 +14,7 @@ use chat_replication::eraftpb::HardState;
 use chat_replication::{Driver, Frame, GroupId, Membership, NodeId, Settings};
 use tracing::{info, warn};
 
-use super::link::{read_peer, Link};
+use super::link::{read_peer, Inbound, Link};
 use super::raft_log::Stored;
 use super::replicator::{with_local, Replicator};
 use crate::config::ClusterConfig;
@@ -136,7 +136,12 @@ pub fn start(
                     };
                     let on_frame = |from, frame| with_local(|r| r.on_frame(from, frame));
                     let tls = server_tls.clone();
-                    glommio::spawn_local(read_peer(stream, tls, accept, on_frame)).detach();
+                    glommio::spawn_local(async move {
+                        if read_peer(stream, tls, accept, on_frame).await == Inbound::Refused {
+                            with_local(|r| r.links_refused.set(r.links_refused.get() + 1));
+                        }
+                    })
+                    .detach();
                 }
                 Err(e) => {
                     warn!(error = %e, "peer accept failed");

@@ -36,6 +36,7 @@ pub struct RaftStats {
     pub peer_frames_dropped: u64,
     pub snapshots_sent: u64,
     pub catch_ups: u64,
+    pub links_refused: u64,
     pub replicas: Vec<ReplicaStats>,
 }
 
@@ -53,6 +54,7 @@ pub fn gather<'a>(shards: impl Iterator<Item = &'a std::rc::Rc<Shard>>) -> Optio
                 peer_frames_dropped: r.links().iter().map(|l| l.dropped.get()).sum(),
                 snapshots_sent: d.snapshots_sent,
                 catch_ups: r.catch_ups.get(),
+                links_refused: r.links_refused.get(),
                 replicas: Vec::new(),
             }
         });
@@ -82,7 +84,7 @@ pub fn gather<'a>(shards: impl Iterator<Item = &'a std::rc::Rc<Shard>>) -> Optio
 pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value> {
     let mut replicas = Vec::new();
     let (mut leaderships, mut dropped, mut frames, mut node) = (0, 0, 0, None);
-    let (mut snapshots, mut catch_ups) = (0, 0);
+    let (mut snapshots, mut catch_ups, mut refused) = (0, 0, 0);
     for s in all {
         node = Some(s.node);
         leaderships += s.leaderships;
@@ -90,6 +92,7 @@ pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value
         frames += s.peer_frames_dropped;
         snapshots += s.snapshots_sent;
         catch_ups += s.catch_ups;
+        refused += s.links_refused;
         replicas.extend(s.replicas.iter().cloned());
     }
     let node = node?;
@@ -123,6 +126,7 @@ pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value
         "peer_frames_dropped": frames,
         "snapshots_sent": snapshots,
         "catch_ups": catch_ups,
+        "peer_links_refused": refused,
     }))
 }
 
@@ -185,7 +189,7 @@ pub fn render_prometheus<'a>(out: &mut String, all: impl Iterator<Item = &'a Raf
 
 /// The per-node counters, summed over the cores.
 fn render_counters(out: &mut String, all: &[&RaftStats]) {
-    let counters: [(&str, &str, u64); 5] = [
+    let counters: [(&str, &str, u64); 6] = [
         (
             "raft_elections_won_total",
             "Times a replica on this node became leader.",
@@ -210,6 +214,11 @@ fn render_counters(out: &mut String, all: &[&RaftStats]) {
             "raft_catch_ups_total",
             "Times a replica here fetched the log up to a leader's compaction point.",
             all.iter().map(|s| s.catch_ups).sum(),
+        ),
+        (
+            "raft_peer_links_refused_total",
+            "Inbound peer connections refused (TLS handshake, hello, silence).",
+            all.iter().map(|s| s.links_refused).sum(),
         ),
     ];
     for (name, help, v) in counters {

@@ -248,6 +248,18 @@ pub struct Pending {
     rx: mpsc::Receiver<String>,
 }
 
+impl Pending {
+    /// True when the process printed no ready line within `d`.
+    pub fn silent_for(&self, d: Duration) -> bool {
+        self.rx.recv_timeout(d).is_err()
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
