@@ -11,6 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chat_tools::client::Session;
+use common::partition::Partition;
 use common::{next_message, send, Server, WAIT};
 use serde_json::{json, Value};
 
@@ -35,9 +36,27 @@ impl Cluster {
 
     fn start_with(extra: &[&str]) -> Cluster {
         let peers: Vec<String> = (1..=3)
-            .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
+            .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
-        let peers = peers.join(",");
+        Cluster::start_on(&peers, |_| Vec::new(), extra)
+    }
+
+    /// Three nodes whose peer links pass through a proxy the test cuts.
+    fn start_behind_proxy() -> (Cluster, Partition) {
+        let proxy = Partition::start(3);
+        let listen = |i: usize| vec!["--peer-listen".to_string(), proxy.private[i].clone()];
+        let c = Cluster::start_on(&proxy.public, listen, &[]);
+        (c, proxy)
+    }
+
+    /// Node i+1 at `peers[i]`, with `own(i)` and `extra` as more flags.
+    fn start_on(peers: &[String], own: impl Fn(usize) -> Vec<String>, extra: &[&str]) -> Cluster {
+        let list: Vec<String> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect();
+        let peers = list.join(",");
         let mut nodes: Vec<Server> = (1..=3)
             .map(|i| {
                 let id = i.to_string();
@@ -52,7 +71,13 @@ impl Cluster {
                     "--shards",
                     &shards,
                 ];
-                let args: Vec<&str> = args.iter().chain(extra).copied().collect();
+                let mine = own(i - 1);
+                let args: Vec<&str> = args
+                    .iter()
+                    .copied()
+                    .chain(mine.iter().map(String::as_str))
+                    .chain(extra.iter().copied())
+                    .collect();
                 let mut n = Server::prepare(None, &args);
                 let cut = n.dir.path().join("cut-off");
                 n.env
@@ -544,4 +569,51 @@ fn nodes_replicate_over_mutual_tls_and_a_node_with_a_stranger_certificate_stays_
         let (status, me) = c.nodes[2].rest("GET", "/v1/me", Some(&alice.token), None);
         (status == 200 && me["name"] == "while node 3 is out").then_some(())
     });
+}
+
+#[test]
+fn a_partitioned_leader_loses_its_links_acknowledges_nothing_and_rejoins_when_healed() {
+    let (c, proxy) = Cluster::start_behind_proxy();
+    let alice = c.nodes[0].login("+15550100061", "phone");
+    let bob = c.nodes[1].login("+15550100062", "phone");
+    let conv = c.nodes[0].direct(&alice, &bob);
+    let shard = shard_of(&conv);
+    let victim = c.leader_of(0, shard).expect("a leader") as usize - 1;
+    let other = (victim + 1) % 3;
+    let mut on_victim = c.nodes[victim].ws(&alice);
+    assert_eq!(send_until_sent(&mut on_victim, &conv, "p1", "before"), 1);
+    // The network splits: the leader is alone, its TCP links torn down.
+    proxy.set_cut(victim as u64 + 1, true);
+    let event = json!({"type": "message.send", "conversation_id": conv,
+        "client_msg_id": "p2", "body": {"text": "into the void"}});
+    match on_victim.call(event, WAIT) {
+        Err(chat_tools::client::ClientError::Remote { code, .. }) => {
+            assert_eq!(code, "unavailable")
+        }
+        other => panic!("the cut-off leader answered {other:?}"),
+    }
+    // The majority elects a leader of its own and takes the writes.
+    let mut on_other = c.nodes[other].ws(&bob);
+    assert_eq!(send_until_sent(&mut on_other, &conv, "p3", "majority"), 2);
+    let status = c.nodes[victim]
+        .rest("GET", "/v1/me", Some(&alice.token), None)
+        .0;
+    assert_eq!(status, 503, "the minority serves no read");
+    // Healed: the old leader reconnects, learns the new term and serves
+    // what the majority committed (and not the write it could not commit).
+    proxy.set_cut(victim as u64 + 1, false);
+    common::wait_until("the healed node serves the majority's write", || {
+        let h = c.nodes[victim].history(&alice, &conv, "");
+        (common::seqs(&h["messages"]) == vec![1, 2]).then_some(())
+    });
+    for n in &c.nodes {
+        let h = n.history(&bob, &conv, "");
+        let texts: Vec<&str> = h["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["before", "majority"]);
+    }
 }

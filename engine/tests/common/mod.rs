@@ -2,6 +2,8 @@
 //! helpers that speak the real protocol through `chat_tools::client`.
 #![allow(dead_code)]
 
+pub mod partition;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

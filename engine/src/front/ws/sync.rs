@@ -16,14 +16,12 @@ use crate::front::errors::api_error;
 use crate::machine::ids::{ConvId, Seq};
 use crate::node::conns::{Held, Outlet};
 use crate::node::core::Core;
-use crate::shard::conn::{ConnId, CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED};
+use crate::shard::conn::{ConnId, CLOSE_SLOW_CONSUMER, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED};
+use crate::shard::error::ShardError;
 use crate::shard::mesh::call;
 use crate::shard::ops::connect::Connect;
 use crate::shard::ops::history::Fetch;
 use crate::wire::{message_new, message_object, SYNC_DONE};
-
-/// The server cannot serve the session now (storage trouble): reconnect.
-pub const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// Why a sync stopped: tell the device (if there is an error) and close.
 pub struct SyncFailed {
@@ -54,9 +52,17 @@ pub async fn sync(
     };
     let plan = call(&core.mesh(), core.shard_of(caller.user.0), connect)
         .await
-        .map_err(|e| SyncFailed {
-            error: Some(api_error(e)),
-            close: Some((CLOSE_UNAUTHORIZED, "unauthorized")),
+        .map_err(|e| {
+            // A home that cannot answer now (no leader, a replica behind)
+            // is not a bad token: the device reconnects and syncs.
+            let close = match e {
+                ShardError::Unavailable(_) => (CLOSE_TRY_AGAIN_LATER, "unavailable: reconnect"),
+                ShardError::Domain(_) => (CLOSE_UNAUTHORIZED, "unauthorized"),
+            };
+            SyncFailed {
+                error: Some(api_error(e)),
+                close: Some(close),
+            }
         })?;
     let mut synced: HashMap<ConvId, Seq> = HashMap::new();
     for (conv, cursor) in plan {
@@ -102,7 +108,7 @@ async fn catch_up(
             .await
             .map_err(|e| SyncFailed {
                 error: Some(api_error(e)),
-                close: Some((CLOSE_TRY_AGAIN, "sync failed: reconnect")),
+                close: Some((CLOSE_TRY_AGAIN_LATER, "sync failed: reconnect")),
             })?;
         for m in &page.messages {
             let event = message_new(&message_object(m));

@@ -87,6 +87,8 @@ impl ShardOp for Missing {
     type Reply = Vec<UserId>;
 
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<Vec<UserId>> {
+        // A user made a moment ago through another node exists here too.
+        shard.settled().await?;
         Ok(me::missing(&shard.state(), &self.users))
     }
 }

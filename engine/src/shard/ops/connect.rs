@@ -55,6 +55,10 @@ impl ShardOp for Connect {
     type Reply = Vec<(ConvId, Seq)>;
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<Self::Reply> {
+        // In cluster mode this replica may trail the leader: a device made
+        // a moment ago on another node, or news in a conversation, must be
+        // here before the plan is read.
+        shard.settled().await?;
         let plan = self.plan(&shard)?;
         let first = {
             let mut soft = shard.soft.borrow_mut();

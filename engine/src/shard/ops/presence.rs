@@ -47,6 +47,8 @@ impl ShardOp for Subscribe {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        // The subject's privacy as the leader knows it.
+        shard.settled().await?;
         let Some(last_seen) = shard.state().users.get(&self.subject).map(|u| u.last_seen) else {
             return Ok(());
         };

@@ -40,6 +40,9 @@ impl ShardOp for Typing {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        // The members as the leader knows them (one removed a moment ago
+        // through another node hears nothing).
+        shard.settled().await?;
         let others = others(&shard.state(), self.conv, self.user)?;
         let event: Arc<str> = typing_event(self.conv, self.user, self.state.as_str()).into();
         let mut by_home: BTreeMap<ShardId, Vec<UserId>> = BTreeMap::new();
