@@ -7,6 +7,7 @@
 use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_log::Offset;
@@ -100,6 +101,23 @@ pub fn start(
         r.add_link(link.clone());
         glommio::spawn_local(link.run(|node| with_local(|r| r.link_down(node)))).detach();
     }
+    listen_for_peers(r, cfg, tls.map(|t| t.server.clone()))?;
+    if let Some(path) = std::env::var_os(PEER_FAULT_FILE_ENV) {
+        watch_fault_file(r.clone(), path.into());
+    }
+    glommio::spawn_local(r.clone().pump()).detach();
+    glommio::spawn_local(r.clone().persister()).detach();
+    Ok(())
+}
+
+/// Binds the peer port (`--peer-listen`, else this node's own `--peers`
+/// entry) and serves every inbound link on this core.
+fn listen_for_peers(
+    r: &Rc<Replicator>,
+    cfg: &ClusterConfig,
+    server_tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), String> {
+    let me = NodeId(cfg.node);
     let own = cfg
         .peers
         .iter()
@@ -117,7 +135,7 @@ pub fn start(
     let listener =
         chat_net::bind(addr).map_err(|e| format!("cannot listen for peers on {addr}: {e}"))?;
     if r.core.0 == 0 {
-        let tls = if tls.is_some() {
+        let tls = if server_tls.is_some() {
             "mutual TLS"
         } else {
             "plain TCP"
@@ -125,7 +143,6 @@ pub fn start(
         info!(node = cfg.node, %addr, tls, "listening for peers");
     }
     let (cluster, membership) = (r.cluster_id, r.membership.clone());
-    let server_tls = tls.map(|t| t.server.clone());
     glommio::spawn_local(async move {
         loop {
             match listener.accept().await {
@@ -151,11 +168,6 @@ pub fn start(
         }
     })
     .detach();
-    if let Some(path) = std::env::var_os(PEER_FAULT_FILE_ENV) {
-        watch_fault_file(r.clone(), path.into());
-    }
-    glommio::spawn_local(r.clone().pump()).detach();
-    glommio::spawn_local(r.clone().persister()).detach();
     Ok(())
 }
 
