@@ -123,7 +123,11 @@ pub const LEADER_POLL_MS: u64 = 20;
 /// `unavailable` (cut off from the majority: it may still commit later,
 /// or be replaced; a resend with the same client_msg_id dedupes).
 pub const COMMIT_WAIT_MS: u64 = 5_000;
-/// One try of a read index (a leader that died drops it: ask again).
+/// How many (longest) election timeouts a starting cluster node waits
+/// for its shards' leaders before it opens its client port anyway.
+pub const STARTUP_ELECTIONS: u64 = 4;
+/// One try of a read index (a leader that died drops it: ask again; a
+/// leader change ends the try at once).
 pub const READ_INDEX_TRY_MS: u64 = 500;
 const _: () = assert!(LEADER_POLL_MS < LEADER_WAIT_MS && LEADER_WAIT_MS < FORWARD_WAIT_MS);
 const _: () = assert!(READ_INDEX_TRY_MS < LEADER_WAIT_MS);

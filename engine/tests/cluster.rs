@@ -51,13 +51,27 @@ impl Cluster {
 
     /// Node i+1 at `peers[i]`, with `own(i)` and `extra` as more flags.
     fn start_on(peers: &[String], own: impl Fn(usize) -> Vec<String>, extra: &[&str]) -> Cluster {
+        let mut nodes = Cluster::prepare_on(peers, own, extra);
+        let pending: Vec<_> = nodes.iter_mut().map(|n| n.begin()).collect();
+        for (n, p) in nodes.iter_mut().zip(pending) {
+            n.finish(p);
+        }
+        Cluster { nodes }
+    }
+
+    /// The nodes of `start_on`, not started yet.
+    fn prepare_on(
+        peers: &[String],
+        own: impl Fn(usize) -> Vec<String>,
+        extra: &[&str],
+    ) -> Vec<Server> {
         let list: Vec<String> = peers
             .iter()
             .enumerate()
             .map(|(i, a)| format!("{}={a}", i + 1))
             .collect();
         let peers = list.join(",");
-        let mut nodes: Vec<Server> = (1..=3)
+        (1..=3)
             .map(|i| {
                 let id = i.to_string();
                 let shards = SHARDS.to_string();
@@ -84,12 +98,7 @@ impl Cluster {
                     .push(("CHATD_PEER_FAULT_FILE".into(), cut.display().to_string()));
                 n
             })
-            .collect();
-        let pending: Vec<_> = nodes.iter_mut().map(|n| n.begin()).collect();
-        for (n, p) in nodes.iter_mut().zip(pending) {
-            n.finish(p);
-        }
-        Cluster { nodes }
+            .collect()
     }
 
     /// `/stats` "shards" of a node.
@@ -376,6 +385,13 @@ fn send_until_sent(ws: &mut chat_tools::client::Ws, conv: &str, id: &str, text: 
 }
 
 /// Until node `n` applied `shard` through node 1's commit index and is ready.
+/// `raft_peer_links_up` and `raft_peer_links` of `node`'s `/stats`.
+fn links_up(c: &Cluster, node: usize) -> (u64, u64) {
+    let (_, stats) = c.nodes[node].ops_get("/stats");
+    let up = stats["raft_peer_links_up"].as_u64().expect("links up");
+    (up, stats["raft_peer_links"].as_u64().expect("links"))
+}
+
 fn wait_caught_up(c: &Cluster, n: usize, shard: usize) {
     let back = &c.nodes[n];
     common::wait_until("the restarted node applied every write", || {
@@ -582,8 +598,12 @@ fn a_partitioned_leader_loses_its_links_acknowledges_nothing_and_rejoins_when_he
     let other = (victim + 1) % 3;
     let mut on_victim = c.nodes[victim].ws(&alice);
     assert_eq!(send_until_sent(&mut on_victim, &conv, "p1", "before"), 1);
+    assert_eq!(links_up(&c, victim), (2, 2), "one link per peer, both up");
     // The network splits: the leader is alone, its TCP links torn down.
     proxy.set_cut(victim as u64 + 1, true);
+    common::wait_until("the cut-off node's links down", || {
+        (links_up(&c, victim) == (0, 2)).then_some(())
+    });
     let event = json!({"type": "message.send", "conversation_id": conv,
         "client_msg_id": "p2", "body": {"text": "into the void"}});
     match on_victim.call(event, WAIT) {
@@ -602,6 +622,9 @@ fn a_partitioned_leader_loses_its_links_acknowledges_nothing_and_rejoins_when_he
     // Healed: the old leader reconnects, learns the new term and serves
     // what the majority committed (and not the write it could not commit).
     proxy.set_cut(victim as u64 + 1, false);
+    common::wait_until("the healed node's links up", || {
+        (links_up(&c, victim) == (2, 2)).then_some(())
+    });
     common::wait_until("the healed node serves the majority's write", || {
         let h = c.nodes[victim].history(&alice, &conv, "");
         (common::seqs(&h["messages"]) == vec![1, 2]).then_some(())
@@ -616,4 +639,44 @@ fn a_partitioned_leader_loses_its_links_acknowledges_nothing_and_rejoins_when_he
             .collect();
         assert_eq!(texts, ["before", "majority"]);
     }
+}
+
+#[test]
+fn a_node_started_alone_opens_its_client_port_answers_unavailable_and_serves_once_its_peers_come() {
+    let peers: Vec<String> = (1..=3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut nodes = Cluster::prepare_on(&peers, |_| Vec::new(), &[]);
+    // Alone: no shard can elect a leader, yet the node opens its ports
+    // (a bounded wait for leaders) and says why it cannot serve.
+    let started = Instant::now();
+    nodes[0].spawn();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(30), "ready after {waited:?}");
+    assert_eq!(nodes[0].ops_get("/readyz").0, 503, "no leader: not ready");
+    let answer = nodes[0].rest(
+        "POST",
+        "/v1/auth/otp",
+        None,
+        Some(&json!({"phone": "+15550100071"})),
+    );
+    assert_eq!(answer.0, 503, "{answer:?}");
+    assert_eq!(answer.1["error"]["code"], "unavailable", "{answer:?}");
+    // Its peers come: the shards elect leaders and the node serves.
+    let pending: Vec<_> = nodes[1..].iter_mut().map(|n| n.begin()).collect();
+    for (n, p) in nodes[1..].iter_mut().zip(pending) {
+        n.finish(p);
+    }
+    common::wait_until("the first node ready", || {
+        (nodes[0].ops_get("/readyz").0 == 200).then_some(())
+    });
+    // Leadership moves to the preferred replicas soon after: a write
+    // during a transfer may be refused, so wait for it to settle.
+    let c = Cluster { nodes };
+    wait_balanced(&c);
+    let alice = c.nodes[0].login("+15550100071", "phone");
+    let bob = c.nodes[2].login("+15550100072", "phone");
+    let conv = c.nodes[0].direct(&alice, &bob);
+    let mut ws = c.nodes[0].ws(&alice);
+    assert_eq!(send_until_sent(&mut ws, &conv, "a1", "hello"), 1);
 }

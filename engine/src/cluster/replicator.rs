@@ -60,6 +60,15 @@ type CallWait = (NodeId, oneshot::Sender<Vec<u8>>);
 /// Where each proposal went, and the wait for its fate.
 pub type Proposals = Vec<(u64, oneshot::Receiver<Fate>)>;
 
+/// A read index waiting for its answer: asked of `leader` for `group`.
+/// A leader change drops it (the one asked may have died with it), so
+/// that the read asks the new leader at once.
+struct ReadWait {
+    group: GroupId,
+    leader: Option<NodeId>,
+    tx: oneshot::Sender<u64>,
+}
+
 /// A batch whose appends are on their way to disk.
 struct InFlight {
     batch: BatchId,
@@ -79,7 +88,7 @@ pub struct Replicator {
     links: RefCell<BTreeMap<NodeId, Rc<Link>>>,
     mesh: RefCell<Option<Rc<dyn Mesh>>>,
     fates: RefCell<HashMap<Token, oneshot::Sender<Fate>>>,
-    reads: RefCell<HashMap<Token, oneshot::Sender<u64>>>,
+    reads: RefCell<HashMap<Token, ReadWait>>,
     calls: RefCell<HashMap<u64, CallWait>>,
     next: Cell<u64>,
     kicked: Cell<bool>,
@@ -270,8 +279,10 @@ impl Replicator {
     async fn read_index_once(&self, group: GroupId) -> Option<u64> {
         let token = self.token();
         let (tx, rx) = oneshot::channel();
+        let leader = self.lead_state(group).1;
         self.driver.borrow_mut().read_index(group, token).ok()?;
-        self.reads.borrow_mut().insert(token, tx);
+        let wait = ReadWait { group, leader, tx };
+        self.reads.borrow_mut().insert(token, wait);
         self.kick();
         let wait = async { rx.await.ok() };
         let give_up = async {
@@ -478,8 +489,8 @@ impl Replicator {
         }
         let mut waits = self.reads.borrow_mut();
         for r in reads {
-            if let Some(tx) = waits.remove(&r.token) {
-                let _ = tx.send(r.index);
+            if let Some(w) = waits.remove(&r.token) {
+                let _ = w.tx.send(r.index);
             }
         }
     }
@@ -487,6 +498,7 @@ impl Replicator {
     /// A replica that applied past the commit index and no longer leads
     /// holds entries another leader may replace: it rebuilds.
     fn check_roles(&self) {
+        self.drop_stale_reads();
         let shards: Vec<_> = self
             .shards
             .borrow()
@@ -499,6 +511,17 @@ impl Replicator {
                 s.demoted();
             }
         }
+    }
+
+    /// Read indexes asked of a leader that no longer leads are dropped:
+    /// their callers ask again (of the new leader) instead of waiting out
+    /// `READ_INDEX_TRY_MS` for an answer that will not come.
+    fn drop_stale_reads(&self) {
+        let driver = self.driver.borrow();
+        let leader = |g: GroupId| driver.status(g).and_then(|s| s.leader);
+        self.reads
+            .borrow_mut()
+            .retain(|_, w| leader(w.group) == w.leader);
     }
 
     fn send(&self, msgs: Vec<Outgoing>) {

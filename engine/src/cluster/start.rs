@@ -195,8 +195,25 @@ fn watch_fault_file(r: Rc<Replicator>, path: std::path::PathBuf) {
 }
 
 /// Waits until every group of this core knows a leader.
-pub async fn wait_for_leaders(r: &Rc<Replicator>) {
+///
+/// Bounded: a node started while cut off from the others (or alone)
+/// waits `STARTUP_ELECTIONS` (longest) election timeouts at most, then serves
+/// anyway: its client port answers `unavailable` for shards without a
+/// leader (and `/readyz` says 503) rather than refusing connections.
+pub async fn wait_for_leaders(r: &Rc<Replicator>, cfg: &ClusterConfig) {
+    let timeout_ms = 2 * cfg.election_ticks as u64 * cfg.tick_ms;
+    let limit = Duration::from_millis(crate::constants::STARTUP_ELECTIONS * timeout_ms);
+    let started = std::time::Instant::now();
     while !r.all_led() {
+        if started.elapsed() >= limit {
+            warn!(
+                core = r.core.0,
+                waited_ms = limit.as_millis() as u64,
+                "no leader yet for some shards of this core: serving anyway \
+                 (writes and reads to them answer unavailable until one is elected)"
+            );
+            return;
+        }
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
 }

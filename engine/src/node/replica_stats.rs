@@ -37,6 +37,9 @@ pub struct RaftStats {
     pub snapshots_sent: u64,
     pub catch_ups: u64,
     pub links_refused: u64,
+    /// Outbound links of this core to its peers: connected, and in all.
+    pub links_up: u64,
+    pub links: u64,
     pub replicas: Vec<ReplicaStats>,
 }
 
@@ -55,6 +58,8 @@ pub fn gather<'a>(shards: impl Iterator<Item = &'a std::rc::Rc<Shard>>) -> Optio
                 snapshots_sent: d.snapshots_sent,
                 catch_ups: r.catch_ups.get(),
                 links_refused: r.links_refused.get(),
+                links_up: r.links().iter().filter(|l| l.is_up()).count() as u64,
+                links: r.links().len() as u64,
                 replicas: Vec::new(),
             }
         });
@@ -85,6 +90,7 @@ pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value
     let mut replicas = Vec::new();
     let (mut leaderships, mut dropped, mut frames, mut node) = (0, 0, 0, None);
     let (mut snapshots, mut catch_ups, mut refused) = (0, 0, 0);
+    let (mut links_up, mut links) = (0, 0);
     for s in all {
         node = Some(s.node);
         leaderships += s.leaderships;
@@ -93,6 +99,8 @@ pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value
         snapshots += s.snapshots_sent;
         catch_ups += s.catch_ups;
         refused += s.links_refused;
+        links_up += s.links_up;
+        links += s.links;
         replicas.extend(s.replicas.iter().cloned());
     }
     let node = node?;
@@ -127,6 +135,8 @@ pub fn render_json<'a>(all: impl Iterator<Item = &'a RaftStats>) -> Option<Value
         "snapshots_sent": snapshots,
         "catch_ups": catch_ups,
         "peer_links_refused": refused,
+        "peer_links_up": links_up,
+        "peer_links": links,
     }))
 }
 
@@ -227,4 +237,13 @@ fn render_counters(out: &mut String, all: &[&RaftStats]) {
             "# HELP chatd_{name} {help}\n# TYPE chatd_{name} counter\nchatd_{name} {v}"
         );
     }
+    let up: u64 = all.iter().map(|s| s.links_up).sum();
+    let links: u64 = all.iter().map(|s| s.links).sum();
+    let _ = writeln!(
+        out,
+        "# HELP chatd_raft_peer_links_up Outbound peer links (one per core and peer) connected now.\n\
+         # TYPE chatd_raft_peer_links_up gauge\nchatd_raft_peer_links_up {up}\n\
+         # HELP chatd_raft_peer_links Outbound peer links (one per core and peer).\n\
+         # TYPE chatd_raft_peer_links gauge\nchatd_raft_peer_links {links}"
+    );
 }

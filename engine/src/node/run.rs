@@ -263,7 +263,7 @@ async fn core_main(
     if let (Some(r), Some(c)) = (&replicator, &config.cluster) {
         r.set_mesh(core.mesh());
         crate::cluster::start::start(r, c, shared.peer_tls.as_ref())?;
-        crate::cluster::start::wait_for_leaders(r).await;
+        crate::cluster::start::wait_for_leaders(r, c).await;
     }
     *ops_handler.core.borrow_mut() = Some(core.clone());
     announce(&core, cores).await?;
