@@ -34,8 +34,9 @@ pub const FRAME_HEADER_SIZE_BYTES: usize = 12;
 pub const FRAME_BODY_SIZE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Peer frame: most raft messages in one batch frame.
 pub const FRAME_MESSAGES_MAX: usize = 65_536;
-/// Peer frame format version (2: compact heartbeats in raft batches).
-pub const FRAME_VERSION: u8 = 2;
+/// Peer frame format version (2: compact heartbeats in raft batches;
+/// 3: the accepting node answers a hello with its own).
+pub const FRAME_VERSION: u8 = 3;
 
 /// Most replicas of one group (RF).
 pub const REPLICAS_MAX: usize = 7;

@@ -4,7 +4,8 @@
 //! u32 body length (LE) | u8 version | u8 kind | u16 zero | u32 CRC32 of body | body
 //! ```
 //! Kinds: `Hello` (the first frame on a link: cluster id, sender node and
-//! core), `Raft` (a batch of raft messages, each with its group; see
+//! core; the accepting node answers an accepted hello with its own, and
+//! only then does the dialer count the link as up), `Raft` (a batch of raft messages, each with its group; see
 //! "Heartbeats" below), and
 //! `Call`/`Answer` (an opaque request for a group's leader and its reply,
 //! matched by id: the shell forwards work with them). Peer

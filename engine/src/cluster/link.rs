@@ -5,12 +5,18 @@
 //!
 //! Every frame is length-prefixed, versioned and CRC'd
 //! (`chat_replication::frame`); the first on a link is a hello naming
-//! the cluster and the sender. Queues are bounded: when a peer is slow or
+//! the cluster and the sender, and the accepting node answers it with its
+//! own hello. A link is up once that answer came and names the node it
+//! dialed in the same cluster: a connection that something accepts and
+//! drops (a proxy, a load balancer, a peer that refuses the hello) is no
+//! link, and a `--peers` entry that reaches the wrong node is found at
+//! once. Queues are bounded: when a peer is slow or
 //! down, Raft messages over the bound are dropped (Raft resends) and the
 //! peer is reported unreachable. Reconnects back off up to a second.
 //! A bad frame closes the link, never panics. With `--peer-tls-*` every
 //! link is mutual TLS 1.3 (`chat_net::peer_tls`); a peer whose handshake
-//! and hello do not complete within `HELLO_TIMEOUT_MS` is dropped.
+//! and hello (both ways) do not complete within `HELLO_TIMEOUT_MS` is
+//! dropped.
 //!
 //! Lives on: the core that made it.
 
@@ -34,7 +40,7 @@ use crate::constants::LINK_QUEUE_BYTES_MAX;
 pub const LINK_WRITE_BYTES_MAX: usize = 1024 * 1024;
 pub const RECONNECT_MIN_MS: u64 = 20;
 pub const RECONNECT_MAX_MS: u64 = 1000;
-/// A peer that sends no hello within this is dropped.
+/// A peer that sends (or, dialed, answers) no hello within this is dropped.
 pub const HELLO_TIMEOUT_MS: u64 = 5000;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -43,6 +49,8 @@ pub struct Link {
     pub to: NodeId,
     addr: String,
     hello: Vec<u8>,
+    /// The cluster a peer's answering hello must name.
+    cluster: u64,
     queue: RefCell<VecDeque<Vec<u8>>>,
     queued: Cell<usize>,
     waker: RefCell<Option<Waker>>,
@@ -53,9 +61,11 @@ pub struct Link {
 }
 
 /// A peer link's byte stream, plain or TLS (boxed: one per link, and the
-/// rustls state is large).
-type Writer = Box<dyn AsyncWrite + Unpin>;
-type Reader = Box<dyn AsyncRead + Unpin>;
+/// rustls state is large). Both ends read and write: the hellos go both
+/// ways, then the frames one way.
+trait Duplex: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Duplex for T {}
+type Stream = Box<dyn Duplex>;
 
 impl Link {
     pub fn new(
@@ -66,10 +76,14 @@ impl Link {
     ) -> Rc<Link> {
         let mut bytes = Vec::new();
         encode_frame(hello, &mut bytes);
+        let Frame::Hello { cluster, .. } = hello else {
+            panic!("a link opens with a hello");
+        };
         Rc::new(Link {
             to,
             addr,
             hello: bytes,
+            cluster: *cluster,
             queue: RefCell::new(VecDeque::new()),
             queued: Cell::new(0),
             waker: RefCell::new(None),
@@ -129,7 +143,16 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> std::io::Result<Writer> {
+    /// Connects and exchanges hellos, bounded by `HELLO_TIMEOUT_MS`.
+    async fn connect(&self) -> std::io::Result<Stream> {
+        let timeout = async {
+            glommio::timer::sleep(Duration::from_millis(HELLO_TIMEOUT_MS)).await;
+            Err(std::io::Error::other("no hello answered in time"))
+        };
+        futures_lite::future::or(self.dial(), timeout).await
+    }
+
+    async fn dial(&self) -> std::io::Result<Stream> {
         use std::net::ToSocketAddrs;
         let addr = self
             .addr
@@ -138,7 +161,7 @@ impl Link {
             .ok_or_else(|| std::io::Error::other("no address"))?;
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
-        let mut s: Writer = match &self.tls {
+        let mut s: Stream = match &self.tls {
             None => Box::new(s),
             Some(config) => {
                 let name =
@@ -149,10 +172,19 @@ impl Link {
         };
         s.write_all(&self.hello).await?;
         s.flush().await?;
-        Ok(s)
+        let mut buf = Vec::new();
+        let accept = |cluster: u64, node: NodeId| cluster == self.cluster && node == self.to;
+        match read_hello(&mut s, &mut buf, &accept).await {
+            Some(_) if buf.is_empty() => Ok(s),
+            Some(_) => Err(std::io::Error::other("frames after the answering hello")),
+            None => Err(std::io::Error::other(format!(
+                "{} answered no hello from node {} of this cluster",
+                self.addr, self.to.0
+            ))),
+        }
     }
 
-    async fn write_loop(&self, stream: &mut Writer) -> std::io::Error {
+    async fn write_loop(&self, stream: &mut Stream) -> std::io::Error {
         let mut buf = Vec::with_capacity(LINK_WRITE_BYTES_MAX);
         loop {
             poll_fn(|cx| {
@@ -187,18 +219,20 @@ impl Link {
 }
 
 /// Reads one inbound peer connection: the TLS handshake (when `tls`),
-/// the hello (checked by `accept`), then frames handed to `on_frame` with
-/// the sender's node id, until the peer closes or sends a bad frame.
+/// the hello (checked by `accept`, answered with `answer`: this node's
+/// own hello), then frames handed to `on_frame` with the sender's node
+/// id, until the peer closes or sends a bad frame.
 pub async fn read_peer(
     stream: TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
+    answer: &[u8],
     accept: impl Fn(u64, NodeId) -> bool,
     on_frame: impl Fn(NodeId, Frame),
 ) -> Inbound {
     // A peer that says nothing is dropped; once it said hello, silence is
     // fine (an idle link between heartbeats).
     let opened = async {
-        let mut s: Reader = match tls {
+        let mut s: Stream = match tls {
             None => Box::new(stream),
             Some(config) => {
                 let acceptor = futures_rustls::TlsAcceptor::from(config);
@@ -213,6 +247,8 @@ pub async fn read_peer(
         };
         let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
         let node = read_hello(&mut s, &mut buf, &accept).await?;
+        s.write_all(answer).await.ok()?;
+        s.flush().await.ok()?;
         Some((s, buf, node))
     };
     let timeout = async {
@@ -262,7 +298,7 @@ pub enum Inbound {
 /// Reads until the first frame, which must be an accepted hello; answers
 /// its node (what follows it stays in `buf`).
 async fn read_hello(
-    s: &mut Reader,
+    s: &mut Stream,
     buf: &mut Vec<u8>,
     accept: &impl Fn(u64, NodeId) -> bool,
 ) -> Option<NodeId> {

@@ -101,7 +101,9 @@ pub fn start(
         r.add_link(link.clone());
         glommio::spawn_local(link.run(|node| with_local(|r| r.link_down(node)))).detach();
     }
-    listen_for_peers(r, cfg, tls.map(|t| t.server.clone()))?;
+    let mut answer = Vec::new();
+    chat_replication::encode_frame(&hello, &mut answer);
+    listen_for_peers(r, cfg, Rc::new(answer), tls.map(|t| t.server.clone()))?;
     if let Some(path) = std::env::var_os(PEER_FAULT_FILE_ENV) {
         watch_fault_file(r.clone(), path.into());
     }
@@ -115,6 +117,7 @@ pub fn start(
 fn listen_for_peers(
     r: &Rc<Replicator>,
     cfg: &ClusterConfig,
+    answer: Rc<Vec<u8>>,
     server_tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), String> {
     let me = NodeId(cfg.node);
@@ -152,9 +155,10 @@ fn listen_for_peers(
                         c == cluster && n != me && membership.address(n).is_some()
                     };
                     let on_frame = |from, frame| with_local(|r| r.on_frame(from, frame));
-                    let tls = server_tls.clone();
+                    let (tls, answer) = (server_tls.clone(), answer.clone());
                     glommio::spawn_local(async move {
-                        if read_peer(stream, tls, accept, on_frame).await == Inbound::Refused {
+                        let read = read_peer(stream, tls, &answer, accept, on_frame);
+                        if read.await == Inbound::Refused {
                             with_local(|r| r.links_refused.set(r.links_refused.get() + 1));
                         }
                     })
