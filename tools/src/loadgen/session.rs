@@ -15,10 +15,10 @@ use tungstenite::Message;
 use super::config::TargetKind;
 use super::constants::{IO_TIMEOUT, WRITE_QUEUE_FRAMES_MAX};
 use super::figures::bump;
-use super::target::UNAVAILABLE;
 use super::target::{
     chatd_ack, chatd_auth, chatd_decode, parse_body, parse_message_id, Confirm, Inbound,
 };
+use super::target::{RATE_LIMITED, UNAVAILABLE};
 use super::transport::{within, Ws};
 use super::verdict::{ConvIx, MsgIx, Reception};
 use super::worker::Shared;
@@ -212,9 +212,12 @@ async fn handle(shared: &Rc<Shared>, conn: &Rc<Conn>, inbound: Inbound<'_>) {
 
 /// The target refused message `m` of `ix` with `code`. `unavailable`
 /// (a cluster between leaders) leaves its outcome unknown: a failover run
-/// sends it again, as a client would.
+/// sends it again, as a client would. So does `rate_limited` in a failover
+/// run: the message may be a resend whose first try was stored after all
+/// (a refused resend says nothing of that), and a client tries again later.
 fn refused(shared: &Rc<Shared>, ix: ConvIx, m: MsgIx, code: &str) {
-    if code != UNAVAILABLE {
+    let retried = code == UNAVAILABLE || (code == RATE_LIMITED && shared.failover());
+    if !retried {
         shared.ledger.borrow_mut().refused(ix, m);
         shared.release(ix, m);
         return;

@@ -24,6 +24,8 @@ use super::verdict::{ConvIx, MsgIx, Recipients};
 /// chatd's error code for "no leader now, try again": the outcome of the
 /// write it answers is unknown.
 pub const UNAVAILABLE: &str = "unavailable";
+/// The error code of a send over the rate (nothing stored by it).
+pub const RATE_LIMITED: &str = "rate_limited";
 
 /// How a target confirms a send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
