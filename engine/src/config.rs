@@ -11,9 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::constants::{
-    CONNECTIONS_PER_CORE_MAX, FANOUT_ON_READ_MEMBERS_DEFAULT, GROUP_MEMBERS_DEFAULT,
-    GROUP_MEMBERS_LIMIT, OUTBOX_FRAMES_MAX, SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT,
-    SHARDS_MAX, SNAPSHOT_RECORDS_INTERVAL, TOKEN_TTL_SECONDS_DEFAULT,
+    CONNECTIONS_PER_CORE_MAX, EDIT_WINDOW_SECONDS_DEFAULT, FANOUT_ON_READ_MEMBERS_DEFAULT,
+    GROUP_MEMBERS_DEFAULT, GROUP_MEMBERS_LIMIT, OUTBOX_FRAMES_MAX, SEND_BURST_DEFAULT,
+    SEND_RATE_PER_SECOND_DEFAULT, SHARDS_MAX, SNAPSHOT_RECORDS_INTERVAL, TOKEN_TTL_SECONDS_DEFAULT,
 };
 
 #[derive(Parser, Debug)]
@@ -96,6 +96,9 @@ pub struct Flags {
     /// Token lifetime in seconds [default: 90 days]
     #[arg(long)]
     pub token_ttl_seconds: Option<u64>,
+    /// How long after a message's ts its sender may edit it, in seconds [default: 86400]
+    #[arg(long)]
+    pub edit_window_seconds: Option<u64>,
     /// Frames queued per connection before it is dropped as too slow [default: 1024]
     #[arg(long)]
     pub outbox_frames: Option<usize>,
@@ -186,6 +189,7 @@ pub struct Config {
     pub send_rate_per_second: u32,
     pub send_burst: u32,
     pub token_ttl_seconds: u64,
+    pub edit_window_seconds: u64,
     pub outbox_frames_max: usize,
     pub connections_per_core_max: usize,
     pub snapshot_records: u64,
@@ -239,6 +243,11 @@ impl Config {
                 flags.token_ttl_seconds,
                 file.token_ttl_seconds,
                 TOKEN_TTL_SECONDS_DEFAULT,
+            ),
+            edit_window_seconds: pick(
+                flags.edit_window_seconds,
+                file.edit_window_seconds,
+                EDIT_WINDOW_SECONDS_DEFAULT,
             ),
             outbox_frames_max: pick(flags.outbox_frames, file.outbox_frames, OUTBOX_FRAMES_MAX),
             connections_per_core_max: pick(

@@ -39,6 +39,12 @@ pub const OTP_REQUEST_WINDOW_SECONDS: u64 = 600;
 /// Tokens expire after this long unless configured otherwise.
 pub const TOKEN_TTL_SECONDS_DEFAULT: u64 = 90 * 24 * 3600;
 
+/// A message may be edited this long after its `ts` unless configured
+/// otherwise.
+pub const EDIT_WINDOW_SECONDS_DEFAULT: u64 = 24 * 3600;
+/// Edits one message may have (the next is refused with `conflict`).
+pub const EDITS_PER_MESSAGE_MAX: u8 = 10;
+
 /// Devices one account may link.
 pub const DEVICES_PER_USER_MAX: usize = 16;
 

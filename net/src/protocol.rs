@@ -166,6 +166,15 @@ pub enum ClientEvent {
         conversation_id: String,
         seq: u64,
     },
+    MessageEdit {
+        conversation_id: String,
+        seq: u64,
+        body: Body,
+    },
+    MessageDelete {
+        conversation_id: String,
+        seq: u64,
+    },
     MessageRead {
         conversation_id: String,
         seq: u64,
@@ -290,11 +299,15 @@ fn to_event(raw: RawFrame) -> Result<ClientEvent, ApiError> {
             ClientEvent::PresenceSubscribe { user_ids }
         }
         "ping" => ClientEvent::Ping,
-        "message.edit" | "message.delete" => {
-            return Err(ApiError::bad_request(format!(
-                "`{ty}` is not supported by this server yet"
-            )))
-        }
+        "message.edit" => ClientEvent::MessageEdit {
+            conversation_id: need(raw.conversation_id, "conversation_id")?,
+            seq: need(raw.seq, "seq")?,
+            body: body(need(raw.body, "body")?)?,
+        },
+        "message.delete" => ClientEvent::MessageDelete {
+            conversation_id: need(raw.conversation_id, "conversation_id")?,
+            seq: need(raw.seq, "seq")?,
+        },
         other => return Err(ApiError::bad_request(format!("unknown type {other:?}"))),
     };
     Ok(event)

@@ -1406,6 +1406,42 @@ def _(c):
     w.call_ok({"type": "ping"}, "pong", "connection stays after errors")
 
 
+@check("msg.edit_delete")
+def _(c):
+    a, b, x = c.login(), c.login(), c.login()
+    conv = c.direct(a, b)
+    wa, wb = c.ws(a), c.ws(b)
+    wa.expect("sync.done", "sync.done")
+    wb.expect("sync.done", "sync.done")
+    send_text(wa, conv, "helo", cmid="ed1")
+    send_text(wa, conv, "second", cmid="ed2")
+    edit = {"type": "message.edit", "conversation_id": conv, "seq": 1, "body": {"text": "hello"}}
+    ev = wa.call_ok(edit, "message.edited", "edit by the sender")
+    eq((ev["conversation_id"], ev["seq"], ev["body"]), (conv, 1, {"text": "hello"}), "message.edited answer")
+    expect(is_int(ev.get("edited_ts")), f"edited_ts: {short(ev)}")
+    got = wb.expect("message.edited", "the peer hears of the edit", seq=1)
+    eq((got["body"], got["edited_ts"]), ({"text": "hello"}, ev["edited_ts"]), "the peer's message.edited")
+    again = wa.call_ok(edit, "message.edited", "a resent edit")
+    eq(again["edited_ts"], ev["edited_ts"], "a resent edit is the same edit")
+    wb.expect_none("message.edited", "a resent edit reaches nobody again")
+    wb.call_error(edit, "forbidden", "an edit by someone else")
+    wa.call_error(dict(edit, seq=99), "not_found", "an edit of an unknown seq")
+    wa.call_error(dict(edit, conversation_id=c.direct(b, x)), "not_member", "an edit in someone else's conversation")
+    wa.call_error({"type": "message.edit", "conversation_id": conv, "seq": 1}, "bad_request", "an edit without a body")
+    h = {m["seq"]: m for m in c.history(b, conv)["messages"]}
+    eq((h[1]["body"], h[1].get("edited")), ({"text": "hello"}, ev["edited_ts"]), "history after an edit")
+    delete = {"type": "message.delete", "conversation_id": conv, "seq": 2}
+    wb.call_error(delete, "forbidden", "a delete by someone else in a direct chat")
+    ev = wa.call_ok(delete, "message.deleted", "delete by the sender")
+    eq((ev["conversation_id"], ev["seq"]), (conv, 2), "message.deleted answer")
+    wb.expect("message.deleted", "the peer hears of the delete", seq=2)
+    wa.call_ok(delete, "message.deleted", "deleting again answers again")
+    wa.call_error(dict(edit, seq=2), "forbidden", "an edit of a deleted message")
+    h = {m["seq"]: m for m in c.history(b, conv)["messages"]}
+    eq(h[2].get("deleted"), True, "history shows the message deleted")
+    expect("body" not in h[2] and "media" not in h[2], f"a deleted message has no body: {short(h[2])}")
+
+
 @check("msg.ack_delivered")
 def _(c):
     phone = c.phone()
@@ -1755,6 +1791,10 @@ def _(c):
         ("?after=5", [6, 7], False),
         ("?after=7", [], False),
         ("?limit=100", [1, 2, 3, 4, 5, 6, 7], False),
+        ("?after=1&before=6&limit=2", [2, 3], True),
+        ("?after=1&before=6", [2, 3, 4, 5], False),
+        ("?after=3&before=4", [], False),
+        ("?after=5&before=99&limit=1", [6], True),
     ]
     for q, want, more in cases:
         h = c.history(a, conv, q)

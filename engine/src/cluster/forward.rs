@@ -12,6 +12,8 @@ use crate::machine::cmd::add_member::AddMember;
 use crate::machine::cmd::create_direct::{CreateDirect, Created};
 use crate::machine::cmd::create_group::CreateGroup;
 use crate::machine::cmd::cursor::Cursor;
+use crate::machine::cmd::delete::Delete;
+use crate::machine::cmd::edit::{Edit, Edited};
 use crate::machine::cmd::last_seen::LastSeen;
 use crate::machine::cmd::link_device::{LinkDevice, Linked};
 use crate::machine::cmd::patch_me::PatchMe;
@@ -41,6 +43,8 @@ pub enum AnyCommand {
     CreateDirect(CreateDirect),
     CreateGroup(CreateGroup),
     Cursor(Cursor),
+    Delete(Delete),
+    Edit(Edit),
     LastSeen(LastSeen),
     LinkDevice(LinkDevice),
     PatchMe(PatchMe),
@@ -59,6 +63,7 @@ pub enum AnyReply {
     Created(Created),
     Linked(Linked),
     Sent(Sent),
+    Edited(Edited),
     /// A new OTP code, minted on the leader; the node asked delivers it
     /// to its own sink.
     OtpCode(String),
@@ -141,6 +146,8 @@ command!(AddMember, AddMember, bool, AnyReply::Bool(b) => b);
 command!(CreateDirect, CreateDirect, Created, AnyReply::Created(c) => c);
 command!(CreateGroup, CreateGroup, Created, AnyReply::Created(c) => c);
 command!(Cursor, Cursor, (), AnyReply::Unit => ());
+command!(Delete, Delete, (), AnyReply::Unit => ());
+command!(Edit, Edit, Edited, AnyReply::Edited(e) => e);
 command!(LastSeen, LastSeen, (), AnyReply::Unit => ());
 command!(LinkDevice, LinkDevice, Linked, AnyReply::Linked(l) => l);
 command!(PatchMe, PatchMe, (), AnyReply::Unit => ());
@@ -166,6 +173,8 @@ impl AnyCommand {
             AnyCommand::CreateDirect(c) => map(c.decide(s, ctx)?, AnyReply::Created),
             AnyCommand::CreateGroup(c) => map(c.decide(s, ctx)?, AnyReply::Created),
             AnyCommand::Cursor(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::Delete(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::Edit(c) => map(c.decide(s, ctx)?, AnyReply::Edited),
             AnyCommand::LastSeen(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::LinkDevice(c) => map(c.decide(s, ctx)?, AnyReply::Linked),
             AnyCommand::PatchMe(c) => map(c.decide(s, ctx)?, unit),

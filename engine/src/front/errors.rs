@@ -58,7 +58,16 @@ fn domain(e: DomainError) -> ApiError {
         D::GroupFull { max } => (C::Conflict, format!("a group has at most {max} members")),
         D::LastAdmin => (C::Conflict, "a group keeps at least one admin".into()),
         D::TooManyDevices { max } => (C::Conflict, format!("at most {max} devices per account")),
-        D::BeforeAndAfter => (C::BadRequest, "give `before` or `after`, not both".into()),
+        D::NotAuthor => (
+            C::Forbidden,
+            "only its sender (or a group admin, to delete) may".into(),
+        ),
+        D::EditWindowPassed { seconds } => (
+            C::Forbidden,
+            format!("a message may be edited within {seconds} s of its ts"),
+        ),
+        D::MessageDeleted => (C::Forbidden, "the message is deleted".into()),
+        D::TooManyEdits { max } => (C::Conflict, format!("a message may be edited {max} times")),
         D::TokenMalformed => (C::Unauthorized, "malformed token".into()),
         D::TokenUnknown => (C::Unauthorized, "unknown or revoked token".into()),
         D::TokenExpired => (C::Unauthorized, "token expired".into()),

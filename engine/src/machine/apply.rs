@@ -7,8 +7,8 @@
 //! through the same function and drops the effects.
 
 use crate::machine::cmd::{
-    add_member, create_group, cursor, last_seen, link_device, patch_me, receipt, remove_member,
-    revoke_device, send, set_role,
+    add_member, create_group, cursor, delete, edit, last_seen, link_device, patch_me, receipt,
+    remove_member, revoke_device, send, set_role,
 };
 use crate::machine::effects::Effects;
 use crate::machine::records::Rec;
@@ -77,6 +77,7 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
         Rec::MemberRemoved { conv, user } => remove_member::apply(state, *conv, *user, at),
         Rec::RoleSet { conv, user, role } => set_role::apply(state, *conv, *user, *role, at),
         Rec::Message(m) => send::apply(state, m, at),
+        Rec::MessageEdited { .. } | Rec::MessageDeleted { .. } => change(state, rec, at),
         Rec::Receipt {
             conv,
             user,
@@ -84,5 +85,38 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
             seq,
             ts,
         } => receipt::apply(state, (*conv, *user, *mark, *seq, *ts), at),
+    }
+}
+
+/// An edit or a delete of a stored message.
+fn change(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
+    match rec {
+        Rec::MessageEdited {
+            conv,
+            seq,
+            by,
+            device,
+            ts,
+            body_kind,
+            body,
+        } => {
+            let editing = edit::Editing {
+                conv: *conv,
+                seq: *seq,
+                by: (*by, *device),
+                ts: *ts,
+                body_kind: *body_kind,
+                body,
+            };
+            edit::apply(state, editing, at)
+        }
+        Rec::MessageDeleted {
+            conv,
+            seq,
+            by,
+            device,
+            ts,
+        } => delete::apply(state, (*conv, *seq, (*by, *device), *ts), at),
+        _ => unreachable!("only edits and deletes come here"),
     }
 }

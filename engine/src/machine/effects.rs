@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
-use crate::machine::records::{Mark, MessageRec};
+use crate::machine::records::{BodyKind, Mark, MessageRec};
 use crate::machine::state::ConvPointer;
 
 /// Who a new message goes to.
@@ -57,9 +57,30 @@ pub enum Effect {
         by: UserId,
         mark: Mark,
     },
+    /// A message was edited or deleted: every device of the audience
+    /// hears of it, except the one that did it (it has the answer).
+    Changed {
+        conv: ConvId,
+        seq: Seq,
+        by: (UserId, DeviceId),
+        change: Change,
+        audience: Audience,
+    },
     /// Group: a member's watermark reached `seq`; senders get a coalesced
     /// `message.status`.
     GroupStatus { conv: ConvId, seq: Seq },
+}
+
+/// What happened to a stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new body, set at `ts`.
+    Edited {
+        body_kind: BodyKind,
+        body: Arc<str>,
+        ts: Millis,
+    },
+    Deleted,
 }
 
 /// The effects of one record, in the order they must be carried out.

@@ -36,8 +36,19 @@ pub enum DomainError {
     TooManyDevices {
         max: usize,
     },
-    /// History with both `before` and `after` (protocol v1 refuses it).
-    BeforeAndAfter,
+    /// An edit by someone other than the message's sender, or a delete by
+    /// someone neither its sender nor a group admin.
+    NotAuthor,
+    /// An edit past `--edit-window-seconds` after the message's `ts`.
+    EditWindowPassed {
+        seconds: u64,
+    },
+    /// An edit of a deleted message.
+    MessageDeleted,
+    /// An edit beyond the most a message may have.
+    TooManyEdits {
+        max: u8,
+    },
     TokenMalformed,
     TokenUnknown,
     TokenExpired,

@@ -180,6 +180,25 @@ pub enum Rec {
         role: Role,
     },
     Message(MessageRec),
+    /// The sender gave message `seq` a new body (the record holds it; the
+    /// message's own record stays as it was).
+    MessageEdited {
+        conv: ConvId,
+        seq: Seq,
+        by: UserId,
+        device: DeviceId,
+        ts: Millis,
+        body_kind: BodyKind,
+        body: String,
+    },
+    /// Message `seq` was deleted by its sender or a group admin.
+    MessageDeleted {
+        conv: ConvId,
+        seq: Seq,
+        by: UserId,
+        device: DeviceId,
+        ts: Millis,
+    },
     /// A member's delivered or read watermark advanced.
     Receipt {
         conv: ConvId,

@@ -24,7 +24,8 @@ use rkyv::util::AlignedVec;
 use crate::machine::ids::{ConvId, UserId};
 use crate::machine::state::{Conv, Lsn, Meta, Params, State, User};
 
-pub const SNAPSHOT_VERSION: u64 = 2;
+/// 3: conversations hold their edited and deleted messages.
+pub const SNAPSHOT_VERSION: u64 = 3;
 
 const TAG_HEADER: u8 = 0;
 const TAG_USER: u8 = 1;

@@ -5,22 +5,25 @@ use super::apply::apply;
 use super::cmd::create_direct::CreateDirect;
 use super::cmd::create_group::CreateGroup;
 use super::cmd::cursor::Cursor;
+use super::cmd::delete::Delete;
+use super::cmd::edit::{Edit, Target};
 use super::cmd::link_device::LinkDevice;
 use super::cmd::receipt::Receipt;
 use super::cmd::send::{Send, Sent};
 use super::ctx::Ctx;
-use super::effects::{Audience, Effect};
+use super::effects::{Audience, Change, Effect};
 use super::error::DomainError;
 use super::ids::{ConvId, DeviceId, Millis, Seq, ShardId, UserId};
 use super::records::{BodyKind, Mark, Rec};
 use super::snapshot::{Capture, Restore};
-use super::state::{Lsn, Params, State};
+use super::state::{Lsn, Params, State, Version};
 use super::token::{Secret, SECRET_BYTES};
 
 const PARAMS: Params = Params {
     group_members_max: 512,
     fanout_on_read_members: 256,
     token_ttl_seconds: 3600,
+    edit_window_seconds: 3600,
 };
 
 /// One shard's machine with a log of its own (a Vec of records).
@@ -93,6 +96,47 @@ impl Harness {
         let effects = self.write(d.recs);
         Ok((d.reply, effects))
     }
+
+    /// Edits `conv`/`seq` (sent by `sender` at `sent`) as `by`.
+    fn edit(
+        &mut self,
+        (conv, seq): (ConvId, u64),
+        by: UserId,
+        target: Target,
+        body: &str,
+    ) -> Result<(Millis, Vec<Effect>), DomainError> {
+        let ctx = self.ctx();
+        let cmd = Edit {
+            conv,
+            seq: Seq(seq),
+            by,
+            device: DeviceId(1),
+            body_kind: BodyKind::Text,
+            body: body.into(),
+            target,
+        };
+        let d = cmd.decide(&self.state, &ctx)?;
+        let effects = self.write(d.recs);
+        Ok((d.reply.edited_ts, effects))
+    }
+
+    fn delete(
+        &mut self,
+        (conv, seq): (ConvId, u64),
+        by: UserId,
+        target: Target,
+    ) -> Result<Vec<Effect>, DomainError> {
+        let ctx = self.ctx();
+        let cmd = Delete {
+            conv,
+            seq: Seq(seq),
+            by,
+            device: DeviceId(1),
+            target,
+        };
+        let d = cmd.decide(&self.state, &ctx)?;
+        Ok(self.write(d.recs))
+    }
 }
 
 fn direct(h: &mut Harness, a: UserId, b: UserId) -> ConvId {
@@ -121,6 +165,111 @@ fn seqs_are_gapless_and_resends_get_their_first_seq() {
     assert_eq!(
         h.send(conv, outsider, "x").unwrap_err(),
         DomainError::NotMember(conv)
+    );
+}
+
+#[test]
+fn edits_and_deletes_follow_the_rules_and_are_deduped() {
+    let mut h = Harness::new();
+    let (a, b) = (h.user("+15550000001"), h.user("+15550000002"));
+    let conv = direct(&mut h, a, b);
+    let Sent::New { ts, .. } = h.send(conv, a, "1").unwrap().0 else {
+        panic!("a new message");
+    };
+    let mine = Target { sender: a, ts };
+    let (edited, effects) = h.edit((conv, 1), a, mine, "v1").unwrap();
+    assert!(matches!(
+        &effects[..],
+        [Effect::Changed { change: Change::Edited { ts, .. }, by, .. }] if *ts == edited && by.0 == a
+    ));
+    let (again, effects) = h.edit((conv, 1), a, mine, "v1").unwrap();
+    assert_eq!(
+        (again, effects.len()),
+        (edited, 0),
+        "a resent edit changes nothing"
+    );
+    assert_eq!(
+        h.edit((conv, 1), b, mine, "x").unwrap_err(),
+        DomainError::NotAuthor
+    );
+    assert!(matches!(
+        h.edit((conv, 2), a, mine, "x"),
+        Err(DomainError::NoMessage { .. })
+    ));
+    for i in 2..=10 {
+        h.edit((conv, 1), a, mine, &format!("v{i}")).unwrap();
+    }
+    assert_eq!(
+        h.edit((conv, 1), a, mine, "v11").unwrap_err(),
+        DomainError::TooManyEdits { max: 10 }
+    );
+    let changed = h.state.convs[&conv].changes[&Seq(1)];
+    assert_eq!((changed.edits, changed.at_last_seq), (10, 1));
+    // Past the window: refused, however few edits.
+    h.send(conv, a, "2").unwrap();
+    h.now += PARAMS.edit_window_seconds * 1000;
+    let old = Target {
+        sender: a,
+        ts: Millis(1),
+    };
+    assert_eq!(
+        h.edit((conv, 2), a, old, "late").unwrap_err(),
+        DomainError::EditWindowPassed {
+            seconds: PARAMS.edit_window_seconds
+        }
+    );
+    // Deletes: the sender only in a direct chat; once; no edit after.
+    assert_eq!(
+        h.delete((conv, 2), b, old).unwrap_err(),
+        DomainError::NotAuthor
+    );
+    assert!(matches!(
+        &h.delete((conv, 2), a, old).unwrap()[..],
+        [Effect::Changed {
+            change: Change::Deleted,
+            ..
+        }]
+    ));
+    assert!(
+        h.delete((conv, 2), a, old).unwrap().is_empty(),
+        "deleted once"
+    );
+    assert_eq!(
+        h.edit((conv, 2), a, old, "back").unwrap_err(),
+        DomainError::MessageDeleted
+    );
+    assert_eq!(
+        h.state.convs[&conv].changes[&Seq(2)].version(),
+        Version::Deleted
+    );
+}
+
+#[test]
+fn a_group_admin_deletes_any_message_a_member_only_its_own() {
+    let mut h = Harness::new();
+    let users: Vec<UserId> = (0..3).map(|i| h.user(&format!("+1555000020{i}"))).collect();
+    let ctx = h.ctx();
+    let cmd = CreateGroup {
+        creator: users[0],
+        name: "g".into(),
+        members: users[1..].to_vec(),
+    };
+    let d = cmd.decide(&h.state, &ctx).unwrap();
+    let conv = d.reply.conv;
+    h.write(d.recs);
+    h.send(conv, users[1], "x").unwrap();
+    let theirs = Target {
+        sender: users[1],
+        ts: Millis(h.now),
+    };
+    assert_eq!(
+        h.delete((conv, 1), users[2], theirs).unwrap_err(),
+        DomainError::NotAuthor
+    );
+    assert_eq!(
+        h.delete((conv, 1), users[0], theirs).unwrap().len(),
+        1,
+        "the admin may"
     );
 }
 
@@ -231,6 +380,14 @@ fn fuzzy_snapshot_plus_replay_equals_the_live_state() {
             &format!("during{round}"),
         )
         .unwrap();
+        if round % 5 == 0 {
+            let target = Target {
+                sender: users[0],
+                ts: Millis(h.now),
+            };
+            h.edit((conv, 1), users[0], target, &format!("edit {round}"))
+                .unwrap();
+        }
         if round % 7 == 0 {
             let u = h.user(&format!("+15550009{round:03}"));
             direct(&mut h, users[0], u);

@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 use super::conn::{ConnRef, CLOSE_UNAUTHORIZED};
 use super::mesh::{shard_of, tell, Mesh};
-use super::ops::deliver::{Deliver, DeliverLarge, Delivery, Notify};
+use super::ops::deliver::{Deliver, DeliverLarge, Delivery, Notify, NotifyExcept, NotifyOnline};
 use super::ops::membership::{Joined, Left};
 use super::ops::receipt::{status_later, MoveWatermark};
 use super::runner::Shard;
-use crate::machine::effects::{Audience, Effect};
-use crate::machine::ids::{ShardId, UserId};
+use crate::machine::effects::{Audience, Change, Effect};
+use crate::machine::ids::{ConvId, DeviceId, Seq, ShardId, UserId};
 use crate::machine::records::MessageRec;
-use crate::wire::{message_new, message_object, receipt_event};
+use crate::machine::state::Version;
+use crate::wire::{message_deleted, message_edited, message_new, message_object, receipt_event};
 
 pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
     match effect {
@@ -76,7 +77,65 @@ pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
             tell(mesh, shard_of(&**mesh, to.0), notify).await;
         }
         Effect::GroupStatus { conv, seq } => status_later(shard, mesh, conv, seq),
+        Effect::Changed {
+            conv,
+            seq,
+            by,
+            change,
+            audience,
+        } => changed(mesh, (conv, seq, by), &change, audience).await,
     }
+}
+
+/// An edit or delete, encoded once, to every member's home (or every
+/// shard, for a large group).
+async fn changed(
+    mesh: &Rc<dyn Mesh>,
+    (conv, seq, by): (ConvId, Seq, (UserId, DeviceId)),
+    change: &Change,
+    audience: Audience,
+) {
+    let event: Arc<str> = match change {
+        Change::Edited {
+            body_kind,
+            body,
+            ts,
+        } => message_edited(None, conv, seq, (*body_kind, body), *ts),
+        Change::Deleted => message_deleted(None, conv, seq),
+    }
+    .into();
+    match audience {
+        Audience::Online => {
+            for home in 0..mesh.shards() {
+                let event = event.clone();
+                let op = NotifyOnline {
+                    conv,
+                    except: by,
+                    event,
+                };
+                tell(mesh, ShardId(home), op).await;
+            }
+        }
+        Audience::Members(users) => {
+            for (home, users) in by_home(mesh, users) {
+                let event = event.clone();
+                let op = NotifyExcept {
+                    users,
+                    except: by,
+                    event,
+                };
+                tell(mesh, home, op).await;
+            }
+        }
+    }
+}
+
+fn by_home(mesh: &Rc<dyn Mesh>, users: Vec<UserId>) -> BTreeMap<ShardId, Vec<UserId>> {
+    let mut by_home: BTreeMap<ShardId, Vec<UserId>> = BTreeMap::new();
+    for u in users {
+        by_home.entry(shard_of(&**mesh, u.0)).or_default().push(u);
+    }
+    by_home
 }
 
 /// A durable message: into the recent cache, encoded once, and to every
@@ -84,7 +143,7 @@ pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
 async fn deliver(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, m: Arc<MessageRec>, audience: Audience) {
     let started = shard.take_started(m.conv, m.seq);
     shard.cache.borrow_mut().insert(m.clone());
-    let event: Arc<str> = message_new(&message_object(&m)).into();
+    let event: Arc<str> = message_new(&message_object(&m, Version::Original)).into();
     let each = || Delivery {
         conv: m.conv,
         seq: m.seq,
@@ -100,11 +159,7 @@ async fn deliver(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, m: Arc<MessageRec>, aud
             }
         }
         Audience::Members(users) => {
-            let mut by_home: BTreeMap<ShardId, Vec<UserId>> = BTreeMap::new();
-            for u in users {
-                by_home.entry(shard_of(&**mesh, u.0)).or_default().push(u);
-            }
-            for (home, users) in by_home {
+            for (home, users) in by_home(mesh, users) {
                 tell(
                     mesh,
                     home,

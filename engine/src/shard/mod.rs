@@ -20,6 +20,7 @@
 //! - `snapshotter.rs`  chunked snapshots in the background
 //! - `soft.rs`         soft state: online devices, pointers, watchers, OTP codes
 //! - `cache.rs`        recent messages in memory
+//! - `current.rs`      messages as they read now (latest edit, deleted)
 //! - `otp_sink.rs`     where OTP codes go
 //! - `ops/`            the operations, one concept per file
 //!
@@ -30,6 +31,7 @@
 pub mod cache;
 pub mod clock;
 pub mod conn;
+pub mod current;
 pub mod effect_queue;
 pub mod effects;
 pub mod error;

@@ -91,6 +91,7 @@ pub fn params(config: &Config) -> Params {
         group_members_max: config.group_members_max,
         fanout_on_read_members: config.fanout_on_read_members,
         token_ttl_seconds: config.token_ttl_seconds,
+        edit_window_seconds: config.edit_window_seconds,
     }
 }
 

@@ -86,10 +86,11 @@ impl World {
                 .await
                 .map_err(|e| format!("history of {conv}: {e:?}"))?;
             if let Some(last) = page.last() {
-                after = last.seq;
+                after = last.message.seq;
             }
             out.extend(page.iter().map(|m| {
-                serde_json::from_str(&crate::wire::message_object(m)).expect("valid JSON")
+                serde_json::from_str(&crate::wire::message_object(&m.message, m.version))
+                    .expect("valid JSON")
             }));
             if !more {
                 return Ok(out);

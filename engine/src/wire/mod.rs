@@ -11,6 +11,7 @@ use chat_net::protocol::push_json_str;
 
 use crate::machine::ids::{message_id, ConvId, DeviceId, Millis, Seq, UserId};
 use crate::machine::records::{BodyKind, Mark, MessageRec};
+use crate::machine::state::Version;
 
 /// `{"type":"TY"` and the `ref`, if any: the opening of every event.
 fn open(ty: &str, reference: Option<&str>, capacity: usize) -> String {
@@ -39,8 +40,19 @@ fn field_num(out: &mut String, name: &str, value: u64) {
     out.push_str(&value.to_string());
 }
 
-/// The message object of PROTOCOL.md, as JSON text.
-pub fn message_object(m: &MessageRec) -> String {
+fn push_body(out: &mut String, kind: BodyKind, body: &str) {
+    out.push_str(match kind {
+        BodyKind::Text => ",\"body\":{\"text\":",
+        BodyKind::Ciphertext => ",\"body\":{\"ciphertext\":",
+    });
+    push_json_str(out, body);
+    out.push('}');
+}
+
+/// The message object of PROTOCOL.md, as JSON text: `m` holds the current
+/// body (the latest edit's), `version` says whether it was edited or is
+/// deleted (then it shows no body and no media).
+pub fn message_object(m: &MessageRec, version: Version) -> String {
     let mut out = String::with_capacity(160 + m.body.len());
     out.push_str("{\"conversation_id\":\"");
     out.push_str(&m.conv.to_string());
@@ -50,18 +62,47 @@ pub fn message_object(m: &MessageRec) -> String {
     field_str(&mut out, "sender_id", &m.sender.to_string());
     field_str(&mut out, "sender_device", &m.device.to_string());
     field_num(&mut out, "ts", m.ts.0);
-    out.push_str(match m.body_kind {
-        BodyKind::Text => ",\"body\":{\"text\":",
-        BodyKind::Ciphertext => ",\"body\":{\"ciphertext\":",
-    });
-    push_json_str(&mut out, &m.body);
-    out.push('}');
-    if let Some(media) = &m.media {
-        field_str(&mut out, "media", media);
+    if version != Version::Deleted {
+        push_body(&mut out, m.body_kind, &m.body);
+        if let Some(media) = &m.media {
+            field_str(&mut out, "media", media);
+        }
     }
     if let Some(reply_to) = m.reply_to {
         field_num(&mut out, "reply_to", reply_to);
     }
+    match version {
+        Version::Original => {}
+        Version::Edited(ts) => field_num(&mut out, "edited", ts.0),
+        Version::Deleted => out.push_str(",\"deleted\":true"),
+    }
+    out.push('}');
+    out
+}
+
+/// `message.edited`: to every member's devices, and as the answer to the
+/// device that edited (with its `ref`).
+pub fn message_edited(
+    reference: Option<&str>,
+    conv: ConvId,
+    seq: Seq,
+    (body_kind, body): (BodyKind, &str),
+    edited_ts: Millis,
+) -> String {
+    let mut out = open("message.edited", reference, 120 + body.len());
+    field_str(&mut out, "conversation_id", &conv.to_string());
+    field_num(&mut out, "seq", seq.0);
+    push_body(&mut out, body_kind, body);
+    field_num(&mut out, "edited_ts", edited_ts.0);
+    out.push('}');
+    out
+}
+
+/// `message.deleted`, likewise.
+pub fn message_deleted(reference: Option<&str>, conv: ConvId, seq: Seq) -> String {
+    let mut out = open("message.deleted", reference, 100);
+    field_str(&mut out, "conversation_id", &conv.to_string());
+    field_num(&mut out, "seq", seq.0);
     out.push('}');
     out
 }
@@ -182,7 +223,7 @@ mod tests {
             media: None,
             reply_to: Some(1),
         };
-        let v = parsed(&message_new(&message_object(&m)));
+        let v = parsed(&message_new(&message_object(&m, Version::Original)));
         assert_eq!(v["body"]["text"], "a \"quoted\"\nline");
         assert_eq!(
             (v["seq"].clone(), v["conversation_id"].clone()),
@@ -217,5 +258,35 @@ mod tests {
             "start"
         );
         parsed(SYNC_DONE);
+        let edited = parsed(&message_new(&message_object(
+            &m,
+            Version::Edited(Millis(12)),
+        )));
+        assert_eq!(
+            (edited["edited"].clone(), edited["body"]["text"].is_string()),
+            (12.into(), true)
+        );
+        let deleted = parsed(&message_new(&message_object(&m, Version::Deleted)));
+        assert_eq!(deleted["deleted"], true);
+        assert!(deleted.get("body").is_none() && deleted.get("media").is_none());
+        let e = parsed(&message_edited(
+            Some("1"),
+            ConvId(1),
+            Seq(2),
+            (BodyKind::Ciphertext, "x"),
+            Millis(3),
+        ));
+        assert_eq!(
+            (
+                e["ref"].clone(),
+                e["body"]["ciphertext"].clone(),
+                e["edited_ts"].clone()
+            ),
+            (1.into(), "x".into(), 3.into())
+        );
+        assert_eq!(
+            parsed(&message_deleted(None, ConvId(1), Seq(2)))["type"],
+            "message.deleted"
+        );
     }
 }

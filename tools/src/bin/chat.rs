@@ -102,9 +102,21 @@ enum Command {
     /// Send a text message; waits until the server stored it and prints its seq.
     Send {
         conversation_id: String,
+        /// Send it as a reply to this seq of the conversation.
+        #[arg(long, value_name = "SEQ")]
+        reply_to: Option<u64>,
         #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
         text: Vec<String>,
     },
+    /// Give one of your messages a new text (within the server's edit window).
+    Edit {
+        conversation_id: String,
+        seq: u64,
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
+        text: Vec<String>,
+    },
+    /// Delete a message: your own, or any message of a group you administer.
+    Delete { conversation_id: String, seq: u64 },
     /// Print incoming messages, receipts, typing and presence until Ctrl-C;
     /// acknowledges each message as delivered.
     Listen {
@@ -117,8 +129,9 @@ enum Command {
         conversation_id: String,
         #[arg(long, default_value_t = 20)]
         limit: u32,
-        /// Messages just below this seq.
-        #[arg(long, conflicts_with = "after")]
+        /// Messages just below this seq (with --after: the first above
+        /// --after that are below this).
+        #[arg(long)]
         before: Option<u64>,
         /// Messages just above this seq.
         #[arg(long)]
@@ -191,8 +204,18 @@ fn run(args: Args) -> CliResult {
         Command::Group { name, phones } => cli.group(&name, &phones),
         Command::Send {
             conversation_id,
+            reply_to,
             text,
-        } => cli.send(&conversation_id, &text.join(" ")),
+        } => cli.send(&conversation_id, &text.join(" "), reply_to),
+        Command::Edit {
+            conversation_id,
+            seq,
+            text,
+        } => cli.change(&conversation_id, seq, Some(&text.join(" "))),
+        Command::Delete {
+            conversation_id,
+            seq,
+        } => cli.change(&conversation_id, seq, None),
         Command::Listen { presence } => cli.listen(&presence),
         Command::History {
             conversation_id,
@@ -445,17 +468,21 @@ impl Cli {
         Ok(())
     }
 
-    fn send(&self, conversation_id: &str, message: &str) -> CliResult {
+    fn send(&self, conversation_id: &str, message: &str, reply_to: Option<u64>) -> CliResult {
         let mut ws = self.ws()?;
         let client_msg_id = random_id();
         let reference = format!("send-{client_msg_id}");
-        ws.send(&json!({
+        let mut event = json!({
             "type": "message.send",
             "ref": reference,
             "conversation_id": conversation_id,
             "client_msg_id": client_msg_id,
             "body": { "text": message },
-        }))?;
+        });
+        if let Some(seq) = reply_to {
+            event["reply_to"] = seq.into();
+        }
+        ws.send(&event)?;
         let answer = ws.recv_where(ANSWER_TIMEOUT, "message.sent", |e| {
             e["ref"] == reference.as_str()
                 || (event_type(e) == "message.sent" && e["client_msg_id"] == client_msg_id.as_str())
@@ -474,6 +501,33 @@ impl Cli {
                 answer["ts"].as_i64().map_or_else(|| "?".into(), clock),
                 text(&answer["message_id"])
             );
+        }
+        Ok(())
+    }
+
+    /// `chat edit` (a new text) or `chat delete` (none): waits for the
+    /// server's `message.edited` / `message.deleted`.
+    fn change(&self, conversation_id: &str, seq: u64, text_: Option<&str>) -> CliResult {
+        let mut ws = self.ws()?;
+        let mut event = json!({"conversation_id": conversation_id, "seq": seq});
+        event["type"] = match text_ {
+            Some(t) => {
+                event["body"] = json!({ "text": t });
+                "message.edit".into()
+            }
+            None => "message.delete".into(),
+        };
+        let answer = ws.call(event, ANSWER_TIMEOUT)?;
+        let _ = ws.close();
+        if self.json {
+            println!("{answer}");
+        } else if event_type(&answer) == "message.edited" {
+            let at = answer["edited_ts"]
+                .as_i64()
+                .map_or_else(|| "?".into(), clock);
+            println!("edited #{seq} in {conversation_id} at {at}");
+        } else {
+            println!("deleted #{seq} in {conversation_id}");
         }
         Ok(())
     }
@@ -674,7 +728,7 @@ impl Cli {
         if !m["media"].is_null() {
             line.push_str(&format!(" [media {}]", compact(&m["media"])));
         }
-        if m["edited"].as_bool() == Some(true) {
+        if !m["edited"].is_null() {
             line.push_str(" (edited)");
         }
         line

@@ -37,7 +37,7 @@ pub async fn history(core: &Rc<Core>, caller: Caller, conv: &str, req: &Request)
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&message_object(m));
+        out.push_str(&message_object(&m.message, m.version));
     }
     out.push_str("],\"has_more\":");
     out.push_str(if has_more { "true" } else { "false" });

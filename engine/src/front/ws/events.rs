@@ -19,11 +19,12 @@ use crate::machine::records::{BodyKind, Mark};
 use crate::node::stats::Latency;
 use crate::shard::conn::CLOSE_SLOW_CONSUMER;
 use crate::shard::mesh::{call, shard_of};
+use crate::shard::ops::change::{DeleteMessage, EditMessage};
 use crate::shard::ops::cursor::MoveCursor;
 use crate::shard::ops::presence::Subscribe;
 use crate::shard::ops::send::SendMessage;
 use crate::shard::ops::typing::{Typing, TypingState};
-use crate::wire::{message_sent, pong};
+use crate::wire::{message_deleted, message_edited, message_sent, pong};
 
 type Ref = Option<Box<RawValue>>;
 
@@ -65,6 +66,15 @@ pub async fn on_frame(s: &mut Session, text: &str) {
             conversation_id,
             seq,
         } => cursor(s, &conversation_id, Mark::Read, seq, r),
+        ClientEvent::MessageEdit {
+            conversation_id,
+            seq,
+            body,
+        } => change(s, &conversation_id, seq, Some(body), r),
+        ClientEvent::MessageDelete {
+            conversation_id,
+            seq,
+        } => change(s, &conversation_id, seq, None, r),
         ClientEvent::Typing {
             conversation_id,
             state,
@@ -114,10 +124,7 @@ fn send(
     let Some(conv) = conv_named(s, conv, &r) else {
         return;
     };
-    let (body_kind, body) = match body {
-        Body::Text(t) => (BodyKind::Text, t),
-        Body::Ciphertext(t) => (BodyKind::Ciphertext, t),
-    };
+    let (body_kind, body) = body_parts(body);
     let cmd = Send {
         conv,
         sender: s.caller.user,
@@ -152,6 +159,57 @@ fn send(
             }
             Err(e) => api_error(e).ws_event(r.as_deref()),
         };
+        if outbox.try_send(text).is_err() {
+            outbox.close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect to catch up");
+        }
+    })
+    .detach();
+}
+
+fn body_parts(body: Body) -> (BodyKind, String) {
+    match body {
+        Body::Text(t) => (BodyKind::Text, t),
+        Body::Ciphertext(t) => (BodyKind::Ciphertext, t),
+    }
+}
+
+/// `message.edit` (a new body) or `message.delete` (none); the answer is
+/// the change event itself, with the `ref`. Counted against the send rate.
+fn change(s: &mut Session, conv: &str, seq: u64, body: Option<Body>, r: Ref) {
+    s.core.stats.borrow_mut().event_in(match body {
+        Some(_) => "message.edit",
+        None => "message.delete",
+    });
+    if let Err(ms) = s.rate.take() {
+        s.send_error(&ApiError::rate_limited(ms), r.as_deref());
+        return;
+    }
+    let Some(conv) = conv_named(s, conv, &r) else {
+        return;
+    };
+    let (core, outbox) = (s.core.clone(), s.outbox.clone());
+    let (by, seq) = ((s.caller.user, s.caller.device), Seq(seq));
+    glommio::spawn_local(async move {
+        let (mesh, home) = (core.mesh(), core.shard_of(conv.0));
+        let reference = r.as_deref().map(RawValue::get);
+        let text = match body.map(body_parts) {
+            Some((body_kind, body)) => {
+                let op = EditMessage {
+                    conv,
+                    seq,
+                    by,
+                    body_kind,
+                    body: body.clone(),
+                };
+                call(&mesh, home, op)
+                    .await
+                    .map(|e| message_edited(reference, conv, seq, (body_kind, &body), e.edited_ts))
+            }
+            None => call(&mesh, home, DeleteMessage { conv, seq, by })
+                .await
+                .map(|()| message_deleted(reference, conv, seq)),
+        };
+        let text = text.unwrap_or_else(|e| api_error(e).ws_event(r.as_deref()));
         if outbox.try_send(text).is_err() {
             outbox.close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect to catch up");
         }

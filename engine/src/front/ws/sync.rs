@@ -1,6 +1,8 @@
-//! Sync on connect: every message the device has not acked, conversation
-//! by conversation in seq order, then the live events held meanwhile, then
-//! `sync.done`. Used by the WebSocket session and the simulation alike.
+//! Sync on connect: per conversation, every message the device has not
+//! acked in seq order, as each reads now (its own messages only when
+//! another device changed them: as change events), then
+//! `message.edited` / `message.deleted` for the messages it had acked that
+//! changed since; then `sync.done`, then the live events held meanwhile. Used by the WebSocket session and the simulation alike.
 //!
 //! Lives on: the connection's core. Pages come from the conversations'
 //! homes; the socket paces them (`Outlet::send_paced`).
@@ -14,14 +16,16 @@ use crate::constants::SYNC_PAGE_MESSAGES_MAX;
 use crate::front::caller::Caller;
 use crate::front::errors::api_error;
 use crate::machine::ids::{ConvId, Seq};
+use crate::machine::state::Version;
 use crate::node::conns::{Held, Outlet};
 use crate::node::core::Core;
 use crate::shard::conn::{ConnId, CLOSE_SLOW_CONSUMER, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED};
+use crate::shard::current::Shown;
 use crate::shard::error::ShardError;
 use crate::shard::mesh::call;
 use crate::shard::ops::connect::Connect;
-use crate::shard::ops::history::Fetch;
-use crate::wire::{message_new, message_object, SYNC_DONE};
+use crate::shard::ops::history::{Fetch, MissedChanges};
+use crate::wire::{message_deleted, message_edited, message_new, message_object, SYNC_DONE};
 
 /// Why a sync stopped: tell the device (if there is an error) and close.
 pub struct SyncFailed {
@@ -85,8 +89,9 @@ pub async fn sync(
     Ok(())
 }
 
-/// Sends `conv`'s messages after `cursor`, page by page; answers the last
-/// seq sent. Never skips: a failed page ends the session (the device
+/// Sends `conv`'s messages after `cursor`, page by page, then the changes
+/// of the messages up to it (when the first page says there are any);
+/// answers the last seq sent. Never skips: a failed page ends the session (the device
 /// resumes from its cursor).
 async fn catch_up(
     core: &Rc<Core>,
@@ -95,7 +100,7 @@ async fn catch_up(
     cursor: Seq,
     out: &dyn Outlet,
 ) -> Result<Seq, SyncFailed> {
-    let mut after = cursor;
+    let (mut after, mut changed_before) = (cursor, false);
     loop {
         let op = Fetch {
             conv,
@@ -103,6 +108,7 @@ async fn catch_up(
             device: caller.device,
             after,
             limit: SYNC_PAGE_MESSAGES_MAX,
+            first: after == cursor,
         };
         let page = call(&core.mesh(), core.shard_of(conv.0), op)
             .await
@@ -111,7 +117,12 @@ async fn catch_up(
                 close: Some((CLOSE_TRY_AGAIN_LATER, "sync failed: reconnect")),
             })?;
         for m in &page.messages {
-            let event = message_new(&message_object(m));
+            let own = (m.message.sender, m.message.device) == (caller.user, caller.device);
+            let event = if own {
+                change_event(m)
+            } else {
+                message_new(&message_object(&m.message, m.version))
+            };
             out.send_paced(event)
                 .await
                 .map_err(|_| SyncFailed::gone())?;
@@ -119,11 +130,69 @@ async fn catch_up(
         core.stats
             .borrow_mut()
             .event_out("message.new", page.messages.len() as u64);
+        changed_before |= page.changed_before;
         let moved = page.through > after;
         after = page.through;
         if !moved || after >= page.last_seq {
+            if changed_before {
+                changes_since(core, caller, conv, cursor, out).await?;
+            }
             return Ok(after);
         }
+    }
+}
+
+/// The change events of messages up to `acked` that changed since the
+/// device acked them, page by page (at least once: a device drops a change
+/// it already applied).
+async fn changes_since(
+    core: &Rc<Core>,
+    caller: Caller,
+    conv: ConvId,
+    acked: Seq,
+    out: &dyn Outlet,
+) -> Result<(), SyncFailed> {
+    let mut from = Seq(0);
+    loop {
+        let op = MissedChanges {
+            conv,
+            user: caller.user,
+            acked,
+            from,
+            limit: SYNC_PAGE_MESSAGES_MAX,
+        };
+        let page = call(&core.mesh(), core.shard_of(conv.0), op)
+            .await
+            .map_err(|e| SyncFailed {
+                error: Some(api_error(e)),
+                close: Some((CLOSE_TRY_AGAIN_LATER, "sync failed: reconnect")),
+            })?;
+        let Some(last) = page.last().map(|m| m.message.seq) else {
+            return Ok(());
+        };
+        for m in &page {
+            out.send_paced(change_event(m))
+                .await
+                .map_err(|_| SyncFailed::gone())?;
+        }
+        core.stats
+            .borrow_mut()
+            .event_out("message.changed", page.len() as u64);
+        from = last;
+    }
+}
+
+/// `message.edited` / `message.deleted` for a message as it reads now
+/// (one never changed: nothing the device lacks, sent as an edit to
+/// itself would be wrong, so it goes as `message.new`).
+fn change_event(m: &Shown) -> String {
+    let msg = &m.message;
+    match m.version {
+        Version::Edited(ts) => {
+            message_edited(None, msg.conv, msg.seq, (msg.body_kind, &msg.body), ts)
+        }
+        Version::Deleted => message_deleted(None, msg.conv, msg.seq),
+        Version::Original => message_new(&message_object(msg, m.version)),
     }
 }
 

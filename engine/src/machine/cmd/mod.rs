@@ -9,6 +9,8 @@ pub mod add_member;
 pub mod create_direct;
 pub mod create_group;
 pub mod cursor;
+pub mod delete;
+pub mod edit;
 pub mod last_seen;
 pub mod link_device;
 pub mod patch_me;

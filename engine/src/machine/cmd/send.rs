@@ -8,7 +8,7 @@ use crate::machine::effects::{Audience, Effect, Effects};
 use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
 use crate::machine::records::{BodyKind, MessageRec, Rec};
-use crate::machine::state::{DedupeKey, Lsn, State};
+use crate::machine::state::{Conv, DedupeKey, Lsn, State};
 
 use super::Decision;
 
@@ -92,13 +92,19 @@ pub fn apply(state: &mut State, m: &MessageRec, at: Lsn) -> Effects {
     c.last_ts = m.ts;
     let key = DedupeKey::new(m.sender, m.device, &m.client_msg_id);
     c.dedupe.remember(key, m.seq);
-    let audience = if c.is_large(fanout) {
-        Audience::Online
-    } else {
-        Audience::Members(c.members.keys().copied().collect())
-    };
+    let audience = audience(c, fanout);
     vec![Effect::Deliver {
         message: Arc::new(m.clone()),
         audience,
     }]
+}
+
+/// Who hears of what happens in `c`: its members through their homes, or
+/// (a large group) whoever is online.
+pub fn audience(c: &Conv, fanout_on_read_members: usize) -> Audience {
+    if c.is_large(fanout_on_read_members) {
+        Audience::Online
+    } else {
+        Audience::Members(c.members.keys().copied().collect())
+    }
 }

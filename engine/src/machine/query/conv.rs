@@ -75,3 +75,24 @@ pub fn fetch_range(
     let last = c.last_seq();
     Some((lo, last.0.min(lo + limit as u64 - 1), last))
 }
+
+/// The messages of `conv` up to `acked` (and after `from`) that changed
+/// since a device of `user` acked `acked`: edited or deleted when the
+/// conversation's last seq was `acked` or more. At most `limit`, ascending;
+/// `None` when `user` is not a member.
+pub fn missed_changes(
+    state: &State,
+    conv: ConvId,
+    user: UserId,
+    (acked, from): (Seq, Seq),
+    limit: usize,
+) -> Option<Vec<Seq>> {
+    let c = member_conv(state, conv, user).ok()?;
+    let lo = Seq(from.0.max(c.members[&user].joined.0) + 1);
+    if lo > acked {
+        return Some(Vec::new());
+    }
+    let changed = c.changes.range(lo..=acked);
+    let missed = changed.filter(|(_, ch)| ch.at_last_seq >= acked.0);
+    Some(missed.map(|(seq, _)| *seq).take(limit).collect())
+}

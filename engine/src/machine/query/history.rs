@@ -15,8 +15,8 @@ pub struct Page {
 }
 
 /// The page of `limit` (≥ 1) messages of `conv` that `user` may see (from
-/// the seq after it joined): just below `before`, just above `after`, or
-/// the latest.
+/// the seq after it joined): just below `before`, just above `after`, the
+/// first above `after` that are below `before` (both), or the latest.
 pub fn page(
     state: &State,
     conv: ConvId,
@@ -31,7 +31,13 @@ pub fn page(
     let last = c.last_seq().0;
     let n = limit as u64;
     let (lo, hi, more) = match (before, after) {
-        (Some(_), Some(_)) => return Err(DomainError::BeforeAndAfter),
+        (Some(b), Some(a)) => {
+            // Upward from `after`, bounded by `before`.
+            let top = b.0.saturating_sub(1).min(last);
+            let lo = (a.0 + 1).max(first);
+            let hi = (lo + n - 1).min(top);
+            (lo, hi, hi < top)
+        }
         (Some(b), None) => {
             let hi = b.0.saturating_sub(1).min(last);
             let lo = hi.saturating_sub(n - 1).max(first);
@@ -52,4 +58,62 @@ pub fn page(
         hi,
         has_more: more && lo <= hi,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::ids::Millis;
+    use crate::machine::records::{ConvKind, Role};
+    use crate::machine::state::{Conv, Lsn, Member, Params};
+
+    #[test]
+    fn before_and_after_together_page_upward_within_both() {
+        let params = Params {
+            group_members_max: 8,
+            fanout_on_read_members: 8,
+            token_ttl_seconds: 1,
+            edit_window_seconds: 1,
+        };
+        let mut state = State::new(params);
+        let (conv, user) = (ConvId(1), UserId(1));
+        let mut c = Conv::new(ConvKind::Group, "g".into(), Millis(0), Lsn(1));
+        c.members
+            .insert(user, Member::new(Role::Admin, Seq(0), Lsn(1)));
+        for i in 0..20 {
+            c.index.push(10 + i);
+        }
+        state.convs.insert(conv, c);
+        let p = |b: u64, a: u64, n: usize| {
+            page(&state, conv, user, Some(Seq(b)), Some(Seq(a)), n).unwrap()
+        };
+        assert_eq!(
+            p(10, 2, 3),
+            Page {
+                lo: 3,
+                hi: 5,
+                has_more: true
+            }
+        );
+        assert_eq!(
+            p(10, 2, 7),
+            Page {
+                lo: 3,
+                hi: 9,
+                has_more: false
+            }
+        );
+        assert_eq!(
+            p(99, 18, 5),
+            Page {
+                lo: 19,
+                hi: 20,
+                has_more: false
+            }
+        );
+        assert!(
+            !p(4, 3, 5).has_more && p(4, 3, 5).lo > p(4, 3, 5).hi,
+            "nothing between"
+        );
+    }
 }

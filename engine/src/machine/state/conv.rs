@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::{Dedupe, Lsn, MessageIndex};
+use super::{Changed, Dedupe, Lsn, MessageIndex};
 use crate::constants::{RECEIPT_STEPS_PER_MEMBER_MAX, SENDER_WINDOW_MESSAGES};
 use crate::machine::ids::{ConvId, Millis, Seq, UserId};
 use crate::machine::records::{ConvKind, Role};
@@ -24,6 +24,8 @@ pub struct Conv {
     pub index: MessageIndex,
     pub senders: RecentSenders,
     pub dedupe: Dedupe,
+    /// Edited and deleted messages (`changes.rs`).
+    pub changes: BTreeMap<Seq, Changed>,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -149,6 +151,7 @@ impl Conv {
             index: MessageIndex::default(),
             senders: RecentSenders::default(),
             dedupe: Dedupe::default(),
+            changes: BTreeMap::new(),
         }
     }
 

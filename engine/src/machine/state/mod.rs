@@ -6,6 +6,7 @@
 //! of the last record applied to it (`Lsn`): that stamp lets a snapshot be
 //! taken entity by entity while writes go on (`machine/snapshot.rs`).
 
+mod changes;
 mod conv;
 mod dedupe;
 mod index;
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+pub use changes::{body_hash, Changed, Version};
 pub use conv::{Conv, ConvPointer, Member, RecentSenders, Watermark};
 pub use dedupe::{Dedupe, DedupeKey};
 pub use index::MessageIndex;
@@ -54,6 +56,7 @@ pub struct Params {
     /// Groups with more members fan out on read.
     pub fanout_on_read_members: usize,
     pub token_ttl_seconds: u64,
+    pub edit_window_seconds: u64,
 }
 
 /// The shard's own counters (an entity of its own).

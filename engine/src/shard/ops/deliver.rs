@@ -93,6 +93,57 @@ pub struct Notify {
     pub event: Arc<str>,
 }
 
+/// An event for every online device of these users but one (the device
+/// that caused it, which has its answer).
+pub struct NotifyExcept {
+    pub users: Vec<UserId>,
+    pub except: (UserId, DeviceId),
+    pub event: Arc<str>,
+}
+
+impl ShardOp for NotifyExcept {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        let targets: Vec<_> = {
+            let soft = shard.soft.borrow();
+            self.users
+                .iter()
+                .flat_map(|u| soft.conns_of(*u).map(move |o| (*u, o)))
+                .filter(|(u, o)| (*u, o.device) != self.except)
+                .map(|(_, o)| o.conn)
+                .collect()
+        };
+        push_to(&mesh, targets.into_iter(), &self.event, None, None).await;
+        Ok(())
+    }
+}
+
+/// `NotifyExcept` for a large group (fan-out on read): every shard tells
+/// the members of `conv` it has online.
+pub struct NotifyOnline {
+    pub conv: ConvId,
+    pub except: (UserId, DeviceId),
+    pub event: Arc<str>,
+}
+
+impl ShardOp for NotifyOnline {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        let online = shard.soft.borrow().online_by_conv.get(&self.conv).cloned();
+        let Some(users) = online.filter(|u| !u.is_empty()) else {
+            return Ok(());
+        };
+        let op = NotifyExcept {
+            users,
+            except: self.except,
+            event: self.event,
+        };
+        op.run(shard, mesh).await
+    }
+}
+
 impl ShardOp for Notify {
     type Reply = ();
 

@@ -7,6 +7,7 @@
 //! home or phone home, as each file says).
 
 pub mod account;
+pub mod change;
 pub mod connect;
 pub mod conversations;
 pub mod cursor;
