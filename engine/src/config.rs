@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use crate::constants::{
     CONNECTIONS_PER_CORE_MAX, EDIT_WINDOW_SECONDS_DEFAULT, FANOUT_ON_READ_MEMBERS_DEFAULT,
-    GROUP_MEMBERS_DEFAULT, GROUP_MEMBERS_LIMIT, OUTBOX_FRAMES_MAX, SEND_BURST_DEFAULT,
-    SEND_RATE_PER_SECOND_DEFAULT, SHARDS_MAX, SNAPSHOT_RECORDS_INTERVAL, TOKEN_TTL_SECONDS_DEFAULT,
+    GROUP_MEMBERS_DEFAULT, GROUP_MEMBERS_LIMIT, KEY_FETCHES_PER_MINUTE_DEFAULT, OUTBOX_FRAMES_MAX,
+    SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT, SHARDS_MAX, SNAPSHOT_RECORDS_INTERVAL,
+    TOKEN_TTL_SECONDS_DEFAULT,
 };
 
 #[derive(Parser, Debug)]
@@ -99,6 +100,9 @@ pub struct Flags {
     /// How long after a message's ts its sender may edit it, in seconds [default: 86400]
     #[arg(long)]
     pub edit_window_seconds: Option<u64>,
+    /// Key fetches (GET /v1/keys/{user}) per user per minute [default: 60]
+    #[arg(long)]
+    pub key_fetches_per_minute: Option<u32>,
     /// Frames queued per connection before it is dropped as too slow [default: 1024]
     #[arg(long)]
     pub outbox_frames: Option<usize>,
@@ -190,6 +194,7 @@ pub struct Config {
     pub send_burst: u32,
     pub token_ttl_seconds: u64,
     pub edit_window_seconds: u64,
+    pub key_fetches_per_minute: u32,
     pub outbox_frames_max: usize,
     pub connections_per_core_max: usize,
     pub snapshot_records: u64,
@@ -207,6 +212,12 @@ impl Config {
         let online = std::thread::available_parallelism().map_or(1, |n| n.get());
         let cluster = cluster(&flags, &file)?;
         let cores = flags.cores.or(file.cores).unwrap_or(online);
+        // `pick!(key, default)`: the flag, else the file's key, else the default.
+        macro_rules! pick {
+            ($key:ident, $default:expr) => {
+                pick(flags.$key, file.$key, $default)
+            };
+        }
         let config = Config {
             listen: pick(flags.listen, file.listen, "127.0.0.1:8080".parse().unwrap()),
             ops_listen: pick(
@@ -214,52 +225,25 @@ impl Config {
                 file.ops_listen,
                 "127.0.0.1:9090".parse().unwrap(),
             ),
-            data_dir: pick(flags.data_dir, file.data_dir, PathBuf::from("./data")),
+            data_dir: pick!(data_dir, PathBuf::from("./data")),
             cores,
-            shards: pick(flags.shards, file.shards, cores),
+            shards: pick!(shards, cores),
             tls: tls(
                 flags.tls_cert.or(file.tls_cert),
                 flags.tls_key.or(file.tls_key),
             )?,
-            otp_sink: parse_sink(&pick(flags.otp_sink, file.otp_sink, "log".into()))?,
+            otp_sink: parse_sink(&pick!(otp_sink, "log".into()))?,
             push_gateway: flags.push_gateway.or(file.push_gateway),
-            group_members_max: pick(
-                flags.group_members_max,
-                file.group_members_max,
-                GROUP_MEMBERS_DEFAULT,
-            ),
-            fanout_on_read_members: pick(
-                flags.fanout_on_read_members,
-                file.fanout_on_read_members,
-                FANOUT_ON_READ_MEMBERS_DEFAULT,
-            ),
-            send_rate_per_second: pick(
-                flags.send_rate,
-                file.send_rate,
-                SEND_RATE_PER_SECOND_DEFAULT,
-            ),
-            send_burst: pick(flags.send_burst, file.send_burst, SEND_BURST_DEFAULT),
-            token_ttl_seconds: pick(
-                flags.token_ttl_seconds,
-                file.token_ttl_seconds,
-                TOKEN_TTL_SECONDS_DEFAULT,
-            ),
-            edit_window_seconds: pick(
-                flags.edit_window_seconds,
-                file.edit_window_seconds,
-                EDIT_WINDOW_SECONDS_DEFAULT,
-            ),
-            outbox_frames_max: pick(flags.outbox_frames, file.outbox_frames, OUTBOX_FRAMES_MAX),
-            connections_per_core_max: pick(
-                flags.connections_per_core,
-                file.connections_per_core,
-                CONNECTIONS_PER_CORE_MAX,
-            ),
-            snapshot_records: pick(
-                flags.snapshot_records,
-                file.snapshot_records,
-                SNAPSHOT_RECORDS_INTERVAL,
-            ),
+            group_members_max: pick!(group_members_max, GROUP_MEMBERS_DEFAULT),
+            fanout_on_read_members: pick!(fanout_on_read_members, FANOUT_ON_READ_MEMBERS_DEFAULT),
+            send_rate_per_second: pick!(send_rate, SEND_RATE_PER_SECOND_DEFAULT),
+            send_burst: pick!(send_burst, SEND_BURST_DEFAULT),
+            token_ttl_seconds: pick!(token_ttl_seconds, TOKEN_TTL_SECONDS_DEFAULT),
+            edit_window_seconds: pick!(edit_window_seconds, EDIT_WINDOW_SECONDS_DEFAULT),
+            key_fetches_per_minute: pick!(key_fetches_per_minute, KEY_FETCHES_PER_MINUTE_DEFAULT),
+            outbox_frames_max: pick!(outbox_frames, OUTBOX_FRAMES_MAX),
+            connections_per_core_max: pick!(connections_per_core, CONNECTIONS_PER_CORE_MAX),
+            snapshot_records: pick!(snapshot_records, SNAPSHOT_RECORDS_INTERVAL),
             cluster,
         };
         config.validate(online)?;
@@ -289,6 +273,9 @@ impl Config {
         }
         if self.snapshot_records == 0 {
             return Err("--snapshot-records must be positive".into());
+        }
+        if self.key_fetches_per_minute == 0 {
+            return Err("--key-fetches-per-minute must be positive".into());
         }
         if self.token_ttl_seconds == 0 {
             return Err("--token-ttl-seconds must be positive".into());

@@ -42,6 +42,19 @@ pub const TOKEN_TTL_SECONDS_DEFAULT: u64 = 90 * 24 * 3600;
 /// A message may be edited this long after its `ts` unless configured
 /// otherwise.
 pub const EDIT_WINDOW_SECONDS_DEFAULT: u64 = 24 * 3600;
+/// One-time prekeys one `PUT /v1/keys` may upload.
+pub const PREKEYS_PER_PUT_MAX: usize = 100;
+/// One-time prekeys stored per device.
+pub const PREKEYS_STORED_MAX: usize = 1000;
+/// Bytes of one key field, decoded from base64.
+pub const KEY_BYTES_MAX: usize = 1024;
+/// Key fetches (`GET /v1/keys/{user}`) per caller per minute, by default.
+pub const KEY_FETCHES_PER_MINUTE_DEFAULT: u32 = 60;
+const _: () = assert!(PREKEYS_PER_PUT_MAX <= PREKEYS_STORED_MAX);
+/// Callers a shard counts key fetches of before it drops those whose
+/// minute is over.
+pub const KEY_FETCH_MAP_USERS_MAX: usize = 100_000;
+
 /// Edits one message may have (the next is refused with `conflict`).
 pub const EDITS_PER_MESSAGE_MAX: u8 = 10;
 

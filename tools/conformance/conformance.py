@@ -1442,6 +1442,35 @@ def _(c):
     expect("body" not in h[2] and "media" not in h[2], f"a deleted message has no body: {short(h[2])}")
 
 
+@check("keys.upload_count_fetch")
+def _(c):
+    a, b = c.login(), c.login()
+    k = "AAECAwQFBgc="
+    def put(s, identity, ids, signed=True):
+        body = {"identity_key": identity,
+                "one_time_prekeys": [{"key_id": i, "public_key": k} for i in ids]}
+        if signed:
+            body["signed_prekey"] = {"key_id": 7, "public_key": k, "signature": k}
+        return c.rest("PUT", "/v1/keys", s.token, body)
+    assert_status(put(a, k, [1, 2]), 204, "first key upload")
+    eq(c.ok("GET", "/v1/keys", a.token)["one_time_prekeys_left"], 2, "prekeys left")
+    got = c.ok("GET", f"/v1/keys/{a.user_id}", b.token)
+    devs = got.get("devices")
+    eq(len(devs), 1, "devices with keys")
+    d = devs[0]
+    eq((d["device_id"], d["identity_key"]), (a.device_id, k), "fetched device and identity key")
+    eq(d["signed_prekey"], {"key_id": 7, "public_key": k, "signature": k}, "signed prekey")
+    eq(d["one_time_prekey"], {"key_id": 1, "public_key": k}, "the first one-time prekey")
+    eq(c.ok("GET", f"/v1/keys/{a.user_id}", b.token)["devices"][0]["one_time_prekey"]["key_id"], 2, "the next")
+    eq(c.ok("GET", f"/v1/keys/{a.user_id}", b.token)["devices"][0]["one_time_prekey"], None, "run out: null")
+    eq(c.ok("GET", "/v1/keys", a.token)["one_time_prekeys_left"], 0, "none left")
+    assert_error(put(a, k, [1]), 409, "conflict", "a key id handed out before")
+    assert_error(put(a, "T3RoZXI=", [9]), 409, "conflict", "another identity key")
+    assert_error(put(b, k, [1], signed=False), 400, "bad_request", "a first upload without signed_prekey")
+    assert_error(put(b, "%%%", [1]), 400, "bad_request", "identity key not base64")
+    assert_error(c.rest("GET", "/v1/keys/u424242424242", b.token), 404, "not_found", "keys of an unknown user")
+
+
 @check("msg.ack_delivered")
 def _(c):
     phone = c.phone()

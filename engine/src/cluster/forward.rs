@@ -17,11 +17,13 @@ use crate::machine::cmd::edit::{Edit, Edited};
 use crate::machine::cmd::last_seen::LastSeen;
 use crate::machine::cmd::link_device::{LinkDevice, Linked};
 use crate::machine::cmd::patch_me::PatchMe;
+use crate::machine::cmd::put_keys::PutKeys;
 use crate::machine::cmd::receipt::Receipt;
 use crate::machine::cmd::remove_member::RemoveMember;
 use crate::machine::cmd::revoke_device::RevokeDevice;
 use crate::machine::cmd::send::{Send, Sent};
 use crate::machine::cmd::set_role::SetRole;
+use crate::machine::cmd::take_prekeys::{Bundle, TakePrekeys};
 use crate::machine::cmd::Decision;
 use crate::machine::ctx::Ctx;
 use crate::machine::error::DomainError;
@@ -48,11 +50,13 @@ pub enum AnyCommand {
     LastSeen(LastSeen),
     LinkDevice(LinkDevice),
     PatchMe(PatchMe),
+    PutKeys(PutKeys),
     Receipt(Receipt),
     RemoveMember(RemoveMember),
     RevokeDevice(RevokeDevice),
     Send(Send),
     SetRole(SetRole),
+    TakePrekeys(TakePrekeys),
 }
 
 /// Every command's reply, for the wire.
@@ -64,6 +68,7 @@ pub enum AnyReply {
     Linked(Linked),
     Sent(Sent),
     Edited(Edited),
+    Bundles(Vec<Bundle>),
     /// A new OTP code, minted on the leader; the node asked delivers it
     /// to its own sink.
     OtpCode(String),
@@ -156,6 +161,8 @@ command!(RemoveMember, RemoveMember, (), AnyReply::Unit => ());
 command!(RevokeDevice, RevokeDevice, (), AnyReply::Unit => ());
 command!(Send, Send, Sent, AnyReply::Sent(s) => s);
 command!(SetRole, SetRole, (), AnyReply::Unit => ());
+command!(PutKeys, PutKeys, (), AnyReply::Unit => ());
+command!(TakePrekeys, TakePrekeys, Vec<Bundle>, AnyReply::Bundles(b) => b);
 
 fn map<R>(d: Decision<R>, f: impl FnOnce(R) -> AnyReply) -> Decision<AnyReply> {
     Decision {
@@ -183,6 +190,8 @@ impl AnyCommand {
             AnyCommand::RevokeDevice(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::Send(c) => map(c.decide(s, ctx)?, AnyReply::Sent),
             AnyCommand::SetRole(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::PutKeys(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::TakePrekeys(c) => map(c.decide(s, ctx)?, AnyReply::Bundles),
         })
     }
 }

@@ -68,6 +68,8 @@ fn domain(e: DomainError) -> ApiError {
         ),
         D::MessageDeleted => (C::Forbidden, "the message is deleted".into()),
         D::TooManyEdits { max } => (C::Conflict, format!("a message may be edited {max} times")),
+        D::KeyConflict(why) => (C::Conflict, why),
+        D::BadKeys(why) => (C::BadRequest, why),
         D::TokenMalformed => (C::Unauthorized, "malformed token".into()),
         D::TokenUnknown => (C::Unauthorized, "unknown or revoked token".into()),
         D::TokenExpired => (C::Unauthorized, "token expired".into()),

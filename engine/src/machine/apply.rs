@@ -7,8 +7,8 @@
 //! through the same function and drops the effects.
 
 use crate::machine::cmd::{
-    add_member, create_group, cursor, delete, edit, last_seen, link_device, patch_me, receipt,
-    remove_member, revoke_device, send, set_role,
+    add_member, create_group, cursor, delete, edit, last_seen, link_device, patch_me, put_keys,
+    receipt, remove_member, revoke_device, send, set_role, take_prekeys,
 };
 use crate::machine::effects::Effects;
 use crate::machine::records::Rec;
@@ -19,29 +19,7 @@ use crate::machine::state::{Lsn, State};
 /// appended, so such a record means a bug or a log that is not ours.
 pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
     match rec {
-        Rec::UserCreated { user, phone, ts } => {
-            link_device::apply_user_created(state, *user, phone, *ts, at)
-        }
-        Rec::DeviceLinked {
-            user,
-            device,
-            name,
-            token_hash,
-            expires,
-            ts,
-            cursors,
-        } => {
-            let linking = link_device::Linking {
-                user: *user,
-                device: *device,
-                name,
-                token_hash: *token_hash,
-                expires: *expires,
-                ts: *ts,
-                cursors,
-            };
-            link_device::apply_device_linked(state, linking, at)
-        }
+        Rec::UserCreated { .. } | Rec::DeviceLinked { .. } => linking(state, rec, at),
         Rec::DeviceRevoked { user, device } => revoke_device::apply(state, *user, *device, at),
         Rec::ProfileSet {
             user,
@@ -73,11 +51,12 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
             };
             create_group::apply(state, creating, at)
         }
-        Rec::MemberAdded { conv, user, role } => add_member::apply(state, *conv, *user, *role, at),
-        Rec::MemberRemoved { conv, user } => remove_member::apply(state, *conv, *user, at),
-        Rec::RoleSet { conv, user, role } => set_role::apply(state, *conv, *user, *role, at),
+        Rec::MemberAdded { .. } | Rec::MemberRemoved { .. } | Rec::RoleSet { .. } => {
+            membership(state, rec, at)
+        }
         Rec::Message(m) => send::apply(state, m, at),
         Rec::MessageEdited { .. } | Rec::MessageDeleted { .. } => change(state, rec, at),
+        Rec::KeysPut { .. } | Rec::PrekeysTaken { .. } => keys(state, rec, at),
         Rec::Receipt {
             conv,
             user,
@@ -118,5 +97,69 @@ fn change(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
             ts,
         } => delete::apply(state, (*conv, *seq, (*by, *device), *ts), at),
         _ => unreachable!("only edits and deletes come here"),
+    }
+}
+
+/// A key upload or a key fetch.
+fn keys(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
+    match rec {
+        Rec::KeysPut {
+            user,
+            device,
+            identity_key,
+            signed_prekey,
+            one_time,
+        } => {
+            let putting = put_keys::Putting {
+                user: *user,
+                device: *device,
+                identity_key,
+                signed_prekey,
+                one_time,
+            };
+            put_keys::apply(state, putting, at)
+        }
+        Rec::PrekeysTaken { user, taken } => take_prekeys::apply(state, *user, taken, at),
+        _ => unreachable!("only key records come here"),
+    }
+}
+
+/// A member added, removed, or given a role.
+fn membership(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
+    match rec {
+        Rec::MemberAdded { conv, user, role } => add_member::apply(state, *conv, *user, *role, at),
+        Rec::MemberRemoved { conv, user } => remove_member::apply(state, *conv, *user, at),
+        Rec::RoleSet { conv, user, role } => set_role::apply(state, *conv, *user, *role, at),
+        _ => unreachable!("only membership records come here"),
+    }
+}
+
+/// A new account, or a device linked to one.
+fn linking(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
+    match rec {
+        Rec::UserCreated { user, phone, ts } => {
+            link_device::apply_user_created(state, *user, phone, *ts, at)
+        }
+        Rec::DeviceLinked {
+            user,
+            device,
+            name,
+            token_hash,
+            expires,
+            ts,
+            cursors,
+        } => {
+            let linking = link_device::Linking {
+                user: *user,
+                device: *device,
+                name,
+                token_hash: *token_hash,
+                expires: *expires,
+                ts: *ts,
+                cursors,
+            };
+            link_device::apply_device_linked(state, linking, at)
+        }
+        _ => unreachable!("only account records come here"),
     }
 }

@@ -49,6 +49,11 @@ pub enum DomainError {
     TooManyEdits {
         max: u8,
     },
+    /// A key upload that contradicts what is stored (another identity
+    /// key, a reused key id, too many prekeys stored).
+    KeyConflict(String),
+    /// A key upload that is not complete (no signed prekey yet).
+    BadKeys(String),
     TokenMalformed,
     TokenUnknown,
     TokenExpired,

@@ -98,6 +98,16 @@ pub enum BodyKind {
     Ciphertext,
 }
 
+/// A device's signed prekey (E2EE): public parts only, base64 as the
+/// client sent them.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct SignedPrekey {
+    pub key_id: u64,
+    pub public_key: String,
+    pub signature: String,
+}
+
 /// A stored message: everything `message.new` and history show.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
@@ -198,6 +208,21 @@ pub enum Rec {
         by: UserId,
         device: DeviceId,
         ts: Millis,
+    },
+    /// A device uploaded keys: its identity key (the first time), a new
+    /// signed prekey, more one-time prekeys `(key_id, public_key)`.
+    KeysPut {
+        user: UserId,
+        device: DeviceId,
+        identity_key: String,
+        signed_prekey: Option<SignedPrekey>,
+        one_time: Vec<(u64, String)>,
+    },
+    /// A key fetch handed out these one-time prekeys (each the front one
+    /// of its device): they are never handed out again.
+    PrekeysTaken {
+        user: UserId,
+        taken: Vec<(DeviceId, u64)>,
     },
     /// A member's delivered or read watermark advanced.
     Receipt {

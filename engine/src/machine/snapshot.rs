@@ -24,8 +24,9 @@ use rkyv::util::AlignedVec;
 use crate::machine::ids::{ConvId, UserId};
 use crate::machine::state::{Conv, Lsn, Meta, Params, State, User};
 
-/// 3: conversations hold their edited and deleted messages.
-pub const SNAPSHOT_VERSION: u64 = 3;
+/// 3: conversations hold their edited and deleted messages; 4: devices
+/// hold their keys.
+pub const SNAPSHOT_VERSION: u64 = 4;
 
 const TAG_HEADER: u8 = 0;
 const TAG_USER: u8 = 1;

@@ -24,6 +24,7 @@ const PARAMS: Params = Params {
     fanout_on_read_members: 256,
     token_ttl_seconds: 3600,
     edit_window_seconds: 3600,
+    key_fetches_per_minute: 60,
 };
 
 /// One shard's machine with a log of its own (a Vec of records).

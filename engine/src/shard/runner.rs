@@ -92,6 +92,7 @@ pub fn params(config: &Config) -> Params {
         fanout_on_read_members: config.fanout_on_read_members,
         token_ttl_seconds: config.token_ttl_seconds,
         edit_window_seconds: config.edit_window_seconds,
+        key_fetches_per_minute: config.key_fetches_per_minute,
     }
 }
 

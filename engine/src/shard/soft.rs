@@ -40,6 +40,8 @@ pub struct Soft {
     /// Phone side: live OTP codes, and requests per phone in the window.
     pub otp: HashMap<String, Otp>,
     pub otp_requests: HashMap<String, (Millis, u32)>,
+    /// User side: key fetches per user in the current minute.
+    pub key_fetches: HashMap<UserId, (Millis, u32)>,
     /// Conversation side: groups with a `message.status` waiting to go out
     /// (coalesced), and the range of seqs it is about.
     pub status_pending: HashMap<ConvId, (Seq, Seq)>,

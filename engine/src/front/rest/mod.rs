@@ -8,6 +8,7 @@ pub mod account;
 pub mod auth;
 pub mod body;
 pub mod conversations;
+pub mod keys;
 pub mod messages;
 
 use std::rc::Rc;
@@ -52,6 +53,9 @@ async fn authenticated(core: &Rc<Core>, caller: Caller, req: &Request, path: &[&
         (&Method::PATCH, ["v1", "me"]) => account::patch_me(core, caller, req).await,
         (&Method::DELETE, ["v1", "devices", device]) => account::revoke(core, caller, device).await,
         (&Method::GET, ["v1", "users"]) => account::lookup(core, req).await,
+        (&Method::PUT, ["v1", "keys"]) => keys::put(core, caller, req).await,
+        (&Method::GET, ["v1", "keys"]) => keys::left(core, caller).await,
+        (&Method::GET, ["v1", "keys", user]) => keys::fetch(core, caller, user).await,
         (&Method::POST, ["v1", "conversations"]) => convs::create(core, caller, req).await,
         (&Method::GET, ["v1", "conversations"]) => convs::list(core, caller).await,
         (&Method::GET, ["v1", "conversations", conv, "messages"]) => {

@@ -145,6 +145,7 @@ pub fn apply_device_linked(state: &mut State, l: Linking<'_>, at: Lsn) -> Effect
         expires: l.expires,
         created: l.ts,
         cursors,
+        keys: None,
     };
     assert!(
         u.devices.insert(l.device, d).is_none(),

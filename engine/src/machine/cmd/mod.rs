@@ -14,11 +14,13 @@ pub mod edit;
 pub mod last_seen;
 pub mod link_device;
 pub mod patch_me;
+pub mod put_keys;
 pub mod receipt;
 pub mod remove_member;
 pub mod revoke_device;
 pub mod send;
 pub mod set_role;
+pub mod take_prekeys;
 
 use crate::machine::records::Rec;
 

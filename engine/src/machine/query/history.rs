@@ -74,6 +74,7 @@ mod tests {
             fanout_on_read_members: 8,
             token_ttl_seconds: 1,
             edit_window_seconds: 1,
+            key_fetches_per_minute: 1,
         };
         let mut state = State::new(params);
         let (conv, user) = (ConvId(1), UserId(1));

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod conv;
 pub mod history;
+pub mod keys;
 pub mod me;
 pub mod receipts;
 pub mod status;

@@ -10,6 +10,7 @@ mod changes;
 mod conv;
 mod dedupe;
 mod index;
+mod keys;
 mod user;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +21,7 @@ pub use changes::{body_hash, Changed, Version};
 pub use conv::{Conv, ConvPointer, Member, RecentSenders, Watermark};
 pub use dedupe::{Dedupe, DedupeKey};
 pub use index::MessageIndex;
+pub use keys::DeviceKeys;
 pub use user::{Cursors, Device, User};
 
 use crate::machine::ids::{ConvId, UserId};
@@ -57,6 +59,8 @@ pub struct Params {
     pub fanout_on_read_members: usize,
     pub token_ttl_seconds: u64,
     pub edit_window_seconds: u64,
+    /// Not a decision's: the shell's limit on key fetches per user.
+    pub key_fetches_per_minute: u32,
 }
 
 /// The shard's own counters (an entity of its own).

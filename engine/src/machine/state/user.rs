@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::Lsn;
+use super::{DeviceKeys, Lsn};
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq};
 use crate::machine::records::{Mark, Privacy};
 
@@ -34,6 +34,8 @@ pub struct Device {
     pub created: Millis,
     /// Per conversation: this device's delivered and read positions.
     pub cursors: BTreeMap<ConvId, Cursors>,
+    /// Its end-to-end encryption keys, once it uploaded them (`keys.rs`).
+    pub keys: Option<DeviceKeys>,
 }
 
 /// A device's positions in one conversation; read implies delivered.

@@ -13,6 +13,7 @@ pub mod conversations;
 pub mod cursor;
 pub mod deliver;
 pub mod history;
+pub mod keys;
 pub mod membership;
 pub mod otp;
 pub mod presence;
