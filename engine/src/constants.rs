@@ -55,6 +55,9 @@ const _: () = assert!(PREKEYS_PER_PUT_MAX <= PREKEYS_STORED_MAX);
 /// minute is over.
 pub const KEY_FETCH_MAP_USERS_MAX: usize = 100_000;
 
+/// The longest disappearing setting (a year).
+pub const DISAPPEARING_SECONDS_MAX: u64 = 366 * 24 * 3600;
+
 /// Edits one message may have (the next is refused with `conflict`).
 pub const EDITS_PER_MESSAGE_MAX: u8 = 10;
 

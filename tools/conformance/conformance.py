@@ -1471,6 +1471,29 @@ def _(c):
     assert_error(c.rest("GET", "/v1/keys/u424242424242", b.token), 404, "not_found", "keys of an unknown user")
 
 
+@check("conv.disappearing")
+def _(c):
+    a, b = c.login(), c.login()
+    conv = c.direct(a, b)
+    wa, wb = c.ws(a), c.ws(b)
+    wa.expect("sync.done", "sync.done")
+    wb.expect("sync.done", "sync.done")
+    assert_status(c.rest("PATCH", f"/v1/conversations/{conv}", b.token, {"disappearing_seconds": 1}), 204,
+                  "a direct member sets disappearing_seconds")
+    for w in (wa, wb):
+        ev = w.expect("conversation.updated", "members hear of the setting")
+        eq((ev["conversation_id"], ev["disappearing_seconds"]), (conv, 1), "conversation.updated")
+    row = [r for r in c.ok("GET", "/v1/conversations", a.token)["conversations"] if r["conversation_id"] == conv][0]
+    eq(row.get("disappearing_seconds"), 1, "the list shows the setting")
+    send_text(wa, conv, "soon gone")
+    assert_status(c.rest("PATCH", f"/v1/conversations/{conv}", a.token, {"disappearing_seconds": 0}), 204, "off")
+    send_text(wa, conv, "stays")
+    time.sleep(1.3)
+    eq(seqs(c.history(b, conv)["messages"]), [2], "the message sent under 1 s vanished, the later one stays")
+    assert_error(c.rest("PATCH", f"/v1/conversations/{conv}", a.token, {"disappearing_seconds": "x"}), 400,
+                 "bad_request", "disappearing_seconds not a number")
+
+
 @check("msg.ack_delivered")
 def _(c):
     phone = c.phone()

@@ -22,6 +22,7 @@ use crate::machine::cmd::receipt::Receipt;
 use crate::machine::cmd::remove_member::RemoveMember;
 use crate::machine::cmd::revoke_device::RevokeDevice;
 use crate::machine::cmd::send::{Send, Sent};
+use crate::machine::cmd::set_disappearing::SetDisappearing;
 use crate::machine::cmd::set_role::SetRole;
 use crate::machine::cmd::take_prekeys::{Bundle, TakePrekeys};
 use crate::machine::cmd::Decision;
@@ -56,6 +57,7 @@ pub enum AnyCommand {
     RevokeDevice(RevokeDevice),
     Send(Send),
     SetRole(SetRole),
+    SetDisappearing(SetDisappearing),
     TakePrekeys(TakePrekeys),
 }
 
@@ -161,6 +163,7 @@ command!(RemoveMember, RemoveMember, (), AnyReply::Unit => ());
 command!(RevokeDevice, RevokeDevice, (), AnyReply::Unit => ());
 command!(Send, Send, Sent, AnyReply::Sent(s) => s);
 command!(SetRole, SetRole, (), AnyReply::Unit => ());
+command!(SetDisappearing, SetDisappearing, (), AnyReply::Unit => ());
 command!(PutKeys, PutKeys, (), AnyReply::Unit => ());
 command!(TakePrekeys, TakePrekeys, Vec<Bundle>, AnyReply::Bundles(b) => b);
 
@@ -190,6 +193,7 @@ impl AnyCommand {
             AnyCommand::RevokeDevice(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::Send(c) => map(c.decide(s, ctx)?, AnyReply::Sent),
             AnyCommand::SetRole(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::SetDisappearing(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::PutKeys(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::TakePrekeys(c) => map(c.decide(s, ctx)?, AnyReply::Bundles),
         })

@@ -8,7 +8,7 @@
 
 use crate::machine::cmd::{
     add_member, create_group, cursor, delete, edit, last_seen, link_device, patch_me, put_keys,
-    receipt, remove_member, revoke_device, send, set_role, take_prekeys,
+    receipt, remove_member, revoke_device, send, set_disappearing, set_role, take_prekeys,
 };
 use crate::machine::effects::Effects;
 use crate::machine::records::Rec;
@@ -57,6 +57,9 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
         Rec::Message(m) => send::apply(state, m, at),
         Rec::MessageEdited { .. } | Rec::MessageDeleted { .. } => change(state, rec, at),
         Rec::KeysPut { .. } | Rec::PrekeysTaken { .. } => keys(state, rec, at),
+        Rec::DisappearingSet { conv, seconds, .. } => {
+            set_disappearing::apply(state, *conv, *seconds, at)
+        }
         Rec::Receipt {
             conv,
             user,

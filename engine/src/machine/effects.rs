@@ -66,6 +66,13 @@ pub enum Effect {
         change: Change,
         audience: Audience,
     },
+    /// A conversation's disappearing setting changed: tell the members'
+    /// devices (`conversation.updated`).
+    ConvUpdated {
+        conv: ConvId,
+        disappearing_seconds: u64,
+        audience: Audience,
+    },
     /// Group: a member's watermark reached `seq`; senders get a coalesced
     /// `message.status`.
     GroupStatus { conv: ConvId, seq: Seq },

@@ -209,6 +209,13 @@ pub enum Rec {
         device: DeviceId,
         ts: Millis,
     },
+    /// Messages of `conv` sent from now on vanish `seconds` after their
+    /// `ts` (0: they stay).
+    DisappearingSet {
+        conv: ConvId,
+        by: UserId,
+        seconds: u64,
+    },
     /// A device uploaded keys: its identity key (the first time), a new
     /// signed prekey, more one-time prekeys `(key_id, public_key)`.
     KeysPut {

@@ -1,6 +1,6 @@
 //! Messages as readers see them now: the stored message with its latest
-//! edit's body, or marked deleted. History, sync and (later) search read
-//! through here.
+//! edit's body, or marked deleted; and whether a disappearing message has
+//! vanished. History, sync and (later) search read through here.
 //!
 //! Lives on: the conversation's home shard.
 
@@ -26,6 +26,17 @@ impl Shard {
     pub fn changed(&self, conv: ConvId, seq: Seq) -> Option<Changed> {
         let state = self.state();
         state.convs.get(&conv)?.changes.get(&seq).copied()
+    }
+
+    /// Whether `m` has vanished by `now` (a disappearing message older
+    /// than the setting it was sent under).
+    pub fn expired(&self, m: &MessageRec, now: crate::machine::ids::Millis) -> bool {
+        let state = self.state();
+        let expires = state
+            .convs
+            .get(&m.conv)
+            .and_then(|c| c.expires(m.seq, m.ts));
+        expires.is_some_and(|at| now >= at)
     }
 
     /// Message `seq` of `conv` as it reads now.

@@ -19,7 +19,10 @@ use crate::machine::effects::{Audience, Change, Effect};
 use crate::machine::ids::{ConvId, DeviceId, Seq, ShardId, UserId};
 use crate::machine::records::MessageRec;
 use crate::machine::state::Version;
-use crate::wire::{message_deleted, message_edited, message_new, message_object, receipt_event};
+use crate::wire::{
+    conversation_updated, message_deleted, message_edited, message_new, message_object,
+    receipt_event,
+};
 
 pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
     match effect {
@@ -32,18 +35,7 @@ pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
         Effect::Left { conv, user } => {
             tell(mesh, shard_of(&**mesh, user.0), Left { user, conv }).await
         }
-        Effect::CloseDevice { user, device } => {
-            let conns: Vec<ConnRef> = shard
-                .soft
-                .borrow()
-                .conns_of(user)
-                .filter(|o| o.device == device)
-                .map(|o| o.conn)
-                .collect();
-            for conn in conns {
-                mesh.close(conn, CLOSE_UNAUTHORIZED, "device revoked").await;
-            }
-        }
+        Effect::CloseDevice { user, device } => close_device(shard, mesh, user, device).await,
         Effect::WentOffline { user, at } => {
             super::ops::presence::changed(shard, mesh, user, false, Some(at)).await;
         }
@@ -84,6 +76,14 @@ pub async fn carry_out(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, effect: Effect) {
             change,
             audience,
         } => changed(mesh, (conv, seq, by), &change, audience).await,
+        Effect::ConvUpdated {
+            conv,
+            disappearing_seconds,
+            audience,
+        } => {
+            let event = conversation_updated(conv, disappearing_seconds);
+            notify(mesh, conv, event.into(), audience, None).await
+        }
     }
 }
 
@@ -104,13 +104,24 @@ async fn changed(
         Change::Deleted => message_deleted(None, conv, seq),
     }
     .into();
+    notify(mesh, conv, event, audience, Some(by)).await
+}
+
+/// `event` to every online device of the audience (but `except`).
+async fn notify(
+    mesh: &Rc<dyn Mesh>,
+    conv: ConvId,
+    event: Arc<str>,
+    audience: Audience,
+    except: Option<(UserId, DeviceId)>,
+) {
     match audience {
         Audience::Online => {
             for home in 0..mesh.shards() {
                 let event = event.clone();
                 let op = NotifyOnline {
                     conv,
-                    except: by,
+                    except,
                     event,
                 };
                 tell(mesh, ShardId(home), op).await;
@@ -121,7 +132,7 @@ async fn changed(
                 let event = event.clone();
                 let op = NotifyExcept {
                     users,
-                    except: by,
+                    except,
                     event,
                 };
                 tell(mesh, home, op).await;
@@ -171,5 +182,19 @@ async fn deliver(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, m: Arc<MessageRec>, aud
                 .await;
             }
         }
+    }
+}
+
+/// Closes the connections of a revoked device.
+async fn close_device(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, user: UserId, device: DeviceId) {
+    let conns: Vec<ConnRef> = shard
+        .soft
+        .borrow()
+        .conns_of(user)
+        .filter(|o| o.device == device)
+        .map(|o| o.conn)
+        .collect();
+    for conn in conns {
+        mesh.close(conn, CLOSE_UNAUTHORIZED, "device revoked").await;
     }
 }

@@ -197,6 +197,15 @@ pub fn pong(reference: Option<&str>) -> String {
     out
 }
 
+/// `conversation.updated`: a conversation's disappearing setting changed.
+pub fn conversation_updated(conv: ConvId, disappearing_seconds: u64) -> String {
+    let mut out = open("conversation.updated", None, 100);
+    field_str(&mut out, "conversation_id", &conv.to_string());
+    field_num(&mut out, "disappearing_seconds", disappearing_seconds);
+    out.push('}');
+    out
+}
+
 pub const SYNC_DONE: &str = "{\"type\":\"sync.done\"}";
 
 #[cfg(test)]

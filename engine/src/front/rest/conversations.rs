@@ -11,11 +11,12 @@ use super::body::{
     body_json, check_name, json_response, no_content, not_found, parse_conv, parse_user, str_field,
 };
 use super::Handled;
+use crate::constants::DISAPPEARING_SECONDS_MAX;
 use crate::front::caller::Caller;
 use crate::front::errors::FrontError;
 use crate::machine::cmd::{
     add_member::AddMember, create_direct::CreateDirect, create_group::CreateGroup,
-    remove_member::RemoveMember, set_role::SetRole,
+    remove_member::RemoveMember, set_disappearing::SetDisappearing, set_role::SetRole,
 };
 use crate::machine::ids::{direct_conv_id, ShardId, UserId};
 use crate::machine::query::conv::ConvView;
@@ -24,7 +25,7 @@ use crate::node::core::Core;
 use crate::shard::mesh::call;
 use crate::shard::ops::account::Missing;
 use crate::shard::ops::conversations::{
-    Add, ChangeRole, ConvInfo, ListConvs, NewDirect, NewGroup, Remove,
+    Add, ChangeRole, ConvInfo, Disappearing, ListConvs, NewDirect, NewGroup, Remove,
 };
 
 fn conv_json(v: &ConvView) -> Value {
@@ -147,6 +148,7 @@ pub async fn list(core: &Rc<Core>, caller: Caller) -> Handled {
                 "last_seq": p.last_seq.0,
                 "last_ts": p.last_ts.0,
                 "unread": p.last_seq.0.saturating_sub(read.0),
+                "disappearing_seconds": p.disappearing_seconds,
             })
         })
         .collect();
@@ -199,5 +201,26 @@ pub async fn set_role(
         role,
     };
     call(&core.mesh(), core.shard_of(conv.0), ChangeRole(cmd)).await?;
+    Ok(no_content())
+}
+
+/// `PATCH /v1/conversations/{id}`: the disappearing setting.
+pub async fn patch(core: &Rc<Core>, caller: Caller, conv: &str, req: &Request) -> Handled {
+    let conv = parse_conv(conv)?;
+    let seconds = body_json(req)?
+        .get("disappearing_seconds")
+        .and_then(Value::as_u64);
+    let seconds = seconds
+        .filter(|s| *s <= DISAPPEARING_SECONDS_MAX)
+        .ok_or_else(|| {
+            let why = format!("disappearing_seconds must be 0..={DISAPPEARING_SECONDS_MAX}");
+            ApiError::bad_request(why)
+        })?;
+    let cmd = SetDisappearing {
+        conv,
+        by: caller.user,
+        seconds,
+    };
+    call(&core.mesh(), core.shard_of(conv.0), Disappearing(cmd)).await?;
     Ok(no_content())
 }

@@ -58,6 +58,9 @@ async fn authenticated(core: &Rc<Core>, caller: Caller, req: &Request, path: &[&
         (&Method::GET, ["v1", "keys", user]) => keys::fetch(core, caller, user).await,
         (&Method::POST, ["v1", "conversations"]) => convs::create(core, caller, req).await,
         (&Method::GET, ["v1", "conversations"]) => convs::list(core, caller).await,
+        (&Method::PATCH, ["v1", "conversations", conv]) => {
+            convs::patch(core, caller, conv, req).await
+        }
         (&Method::GET, ["v1", "conversations", conv, "messages"]) => {
             messages::history(core, caller, conv, req).await
         }

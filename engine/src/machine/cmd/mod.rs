@@ -19,6 +19,7 @@ pub mod receipt;
 pub mod remove_member;
 pub mod revoke_device;
 pub mod send;
+pub mod set_disappearing;
 pub mod set_role;
 pub mod take_prekeys;
 

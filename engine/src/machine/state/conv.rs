@@ -26,6 +26,9 @@ pub struct Conv {
     pub dedupe: Dedupe,
     /// Edited and deleted messages (`changes.rs`).
     pub changes: BTreeMap<Seq, Changed>,
+    /// Disappearing messages: `(first seq, seconds)` for each setting, in
+    /// order; a message keeps the one in force when it was sent (0: off).
+    pub ttls: Vec<(Seq, u64)>,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -137,6 +140,8 @@ pub struct ConvPointer {
     pub large: bool,
     /// The user's own latest message here (counts as read).
     pub own_last: Seq,
+    /// The disappearing setting for new messages (0: off).
+    pub disappearing_seconds: u64,
 }
 
 impl Conv {
@@ -152,11 +157,33 @@ impl Conv {
             senders: RecentSenders::default(),
             dedupe: Dedupe::default(),
             changes: BTreeMap::new(),
+            ttls: Vec::new(),
         }
     }
 
     pub fn last_seq(&self) -> Seq {
         self.index.last_seq()
+    }
+
+    /// The disappearing setting for new messages (0: off).
+    pub fn disappearing_seconds(&self) -> u64 {
+        self.ttls.last().map_or(0, |t| t.1)
+    }
+
+    /// When message `seq` (sent at `ts`) vanishes, if it does.
+    pub fn expires(&self, seq: Seq, ts: Millis) -> Option<Millis> {
+        let i = self.ttls.partition_point(|(first, _)| *first <= seq);
+        let seconds = self.ttls[..i].last().map_or(0, |t| t.1);
+        (seconds > 0).then(|| ts.plus_seconds(seconds))
+    }
+
+    /// Sets the disappearing setting for the messages after the last.
+    pub fn set_disappearing(&mut self, seconds: u64) {
+        let first = self.last_seq().next();
+        if self.ttls.last().is_some_and(|t| t.0 == first) {
+            self.ttls.pop();
+        }
+        self.ttls.push((first, seconds));
     }
 
     pub fn admins(&self) -> usize {
@@ -193,6 +220,36 @@ impl Conv {
             last_ts: self.last_ts,
             large: self.is_large(fanout_on_read_members),
             own_last: member.map_or(Seq(0), |m| m.last_sent),
+            disappearing_seconds: self.disappearing_seconds(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_message_keeps_the_setting_it_was_sent_under() {
+        let mut c = Conv::new(ConvKind::Direct, String::new(), Millis(0), Lsn(1));
+        c.index.push(10);
+        c.set_disappearing(60);
+        c.set_disappearing(30); // changed again before any message: replaces
+        assert_eq!(c.ttls, vec![(Seq(2), 30)]);
+        c.index.push(20);
+        c.set_disappearing(0);
+        c.index.push(30);
+        assert_eq!(
+            c.expires(Seq(1), Millis(5)),
+            None,
+            "sent before any setting"
+        );
+        assert_eq!(c.expires(Seq(2), Millis(5)), Some(Millis(30_005)));
+        assert_eq!(
+            c.expires(Seq(3), Millis(5)),
+            None,
+            "sent after it was turned off"
+        );
+        assert_eq!(c.disappearing_seconds(), 0);
     }
 }

@@ -9,6 +9,7 @@ use crate::machine::cmd::add_member::AddMember;
 use crate::machine::cmd::create_direct::CreateDirect;
 use crate::machine::cmd::create_group::CreateGroup;
 use crate::machine::cmd::remove_member::RemoveMember;
+use crate::machine::cmd::set_disappearing::SetDisappearing;
 use crate::machine::cmd::set_role::SetRole;
 use crate::machine::error::DomainError;
 use crate::machine::ids::{ConvId, Seq, UserId};
@@ -69,6 +70,16 @@ impl ShardOp for Remove {
 pub struct ChangeRole(pub SetRole);
 
 impl ShardOp for ChangeRole {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        shard.submit(&mesh, self.0).await
+    }
+}
+
+pub struct Disappearing(pub SetDisappearing);
+
+impl ShardOp for Disappearing {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {

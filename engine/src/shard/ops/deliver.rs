@@ -93,11 +93,11 @@ pub struct Notify {
     pub event: Arc<str>,
 }
 
-/// An event for every online device of these users but one (the device
-/// that caused it, which has its answer).
+/// An event for every online device of these users but one, if given (the
+/// device that caused it, which has its answer).
 pub struct NotifyExcept {
     pub users: Vec<UserId>,
-    pub except: (UserId, DeviceId),
+    pub except: Option<(UserId, DeviceId)>,
     pub event: Arc<str>,
 }
 
@@ -110,7 +110,7 @@ impl ShardOp for NotifyExcept {
             self.users
                 .iter()
                 .flat_map(|u| soft.conns_of(*u).map(move |o| (*u, o)))
-                .filter(|(u, o)| (*u, o.device) != self.except)
+                .filter(|(u, o)| Some((*u, o.device)) != self.except)
                 .map(|(_, o)| o.conn)
                 .collect()
         };
@@ -123,7 +123,7 @@ impl ShardOp for NotifyExcept {
 /// the members of `conv` it has online.
 pub struct NotifyOnline {
     pub conv: ConvId,
-    pub except: (UserId, DeviceId),
+    pub except: Option<(UserId, DeviceId)>,
     pub event: Arc<str>,
 }
 

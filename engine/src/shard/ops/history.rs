@@ -16,8 +16,8 @@ use crate::shard::error::{unavailable, ShardResult};
 use crate::shard::mesh::{Mesh, ShardOp};
 use crate::shard::runner::Shard;
 
-/// Reads `lo..=hi` as they read now (skipping what `skip` says), all
-/// under one generation.
+/// Reads `lo..=hi` as they read now (skipping what `skip` says, and
+/// disappearing messages that vanished), all under one generation.
 async fn read_range(
     shard: &Shard,
     conv: ConvId,
@@ -25,6 +25,7 @@ async fn read_range(
     skip: impl Fn(&Shown) -> bool,
 ) -> ShardResult<Option<Vec<Shown>>> {
     let generation = shard.generation();
+    let now = shard.clock.now();
     let mut out = Vec::with_capacity((hi + 1).saturating_sub(lo) as usize);
     for seq in lo..=hi {
         let m = match shard.read_current(conv, Seq(seq)).await {
@@ -32,7 +33,7 @@ async fn read_range(
             Err(_) if shard.generation() != generation => return Ok(None),
             Err(e) => return Err(e),
         };
-        if !skip(&m) {
+        if !skip(&m) && !shard.expired(&m.message, now) {
             out.push(m);
         }
     }
@@ -154,10 +155,11 @@ impl ShardOp for MissedChanges {
             shard.settled().await?;
             let range = (self.acked, self.from);
             let seqs = missed_changes(&shard.state(), self.conv, self.user, range, self.limit);
-            let generation = shard.generation();
+            let (generation, now) = (shard.generation(), shard.clock.now());
             let mut out = Vec::new();
             for seq in seqs.unwrap_or_default() {
                 match shard.read_current(self.conv, seq).await {
+                    Ok(m) if shard.expired(&m.message, now) => {}
                     Ok(m) => out.push(m),
                     Err(_) if shard.generation() != generation => break,
                     Err(e) => return Err(e),
