@@ -190,6 +190,15 @@ pub enum Rec {
         role: Role,
     },
     Message(MessageRec),
+    /// A member's delivered or read watermark advanced.
+    Receipt {
+        conv: ConvId,
+        user: UserId,
+        mark: Mark,
+        seq: Seq,
+        ts: Millis,
+    },
+    // New variants go last: a variant's place is its tag in the log.
     /// The sender gave message `seq` a new body (the record holds it; the
     /// message's own record stays as it was).
     MessageEdited {
@@ -230,14 +239,6 @@ pub enum Rec {
     PrekeysTaken {
         user: UserId,
         taken: Vec<(DeviceId, u64)>,
-    },
-    /// A member's delivered or read watermark advanced.
-    Receipt {
-        conv: ConvId,
-        user: UserId,
-        mark: Mark,
-        seq: Seq,
-        ts: Millis,
     },
 }
 

@@ -6,9 +6,9 @@
 //! other kinds (Raft's empty and configuration entries, later) pass by.
 
 use chat_log::Offset;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use super::storage::LogStore;
+use super::storage::{LogStore, SnapshotSource};
 use crate::machine::records::{self, KIND_CHAT};
 use crate::machine::snapshot::Restore;
 use crate::machine::state::{Lsn, Params, State};
@@ -27,26 +27,16 @@ pub async fn recover_through(
     upto: Offset,
 ) -> Result<(State, u64, Offset), String> {
     let (mut state, from) = match log.open_snapshot().await.map_err(|e| e.to_string())? {
-        Some(mut source) => {
-            let covered = source.offset();
-            if covered > log.last_offset() {
-                return Err(format!(
-                    "snapshot covers offset {} but the log ends at {}",
-                    covered.0,
-                    log.last_offset().0
-                ));
+        Some(mut source) => match restore(log, &mut *source, params).await {
+            Ok(restored) => restored,
+            // The log still holds every record: it alone is the state (a
+            // snapshot of an older format after an upgrade, a damaged one).
+            Err(e) if log.first_offset().0 <= 1 => {
+                warn!(error = %e, "snapshot not used: replaying the whole log");
+                (State::new(params), log.first_offset())
             }
-            let mut restore = Restore::new(params);
-            while let Some(chunk) = source.next_chunk().await.map_err(|e| e.to_string())? {
-                restore
-                    .add_chunk(&chunk)
-                    .map_err(|e| format!("snapshot: {e}"))?;
-            }
-            (
-                restore.finish().map_err(|e| format!("snapshot: {e}"))?,
-                Offset(covered.0 + 1),
-            )
-        }
+            Err(e) => return Err(e),
+        },
         None => (State::new(params), log.first_offset()),
     };
     let mut replayed = 0;
@@ -72,4 +62,28 @@ pub async fn recover_through(
         replayed += 1;
     }
     Ok((state, replayed, through))
+}
+
+/// The state `source` holds, and the first offset after it.
+async fn restore(
+    log: &dyn LogStore,
+    source: &mut dyn SnapshotSource,
+    params: Params,
+) -> Result<(State, Offset), String> {
+    let covered = source.offset();
+    if covered > log.last_offset() {
+        return Err(format!(
+            "snapshot covers offset {} but the log ends at {}",
+            covered.0,
+            log.last_offset().0
+        ));
+    }
+    let mut restore = Restore::new(params);
+    while let Some(chunk) = source.next_chunk().await.map_err(|e| e.to_string())? {
+        restore
+            .add_chunk(&chunk)
+            .map_err(|e| format!("snapshot: {e}"))?;
+    }
+    let state = restore.finish().map_err(|e| format!("snapshot: {e}"))?;
+    Ok((state, Offset(covered.0 + 1)))
 }
