@@ -22,7 +22,7 @@ use crate::node::core::Core;
 use crate::shard::conn::{ConnId, CLOSE_SLOW_CONSUMER, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED};
 use crate::shard::current::Shown;
 use crate::shard::error::ShardError;
-use crate::shard::mesh::call;
+use crate::shard::mesh::{call, ShardOp};
 use crate::shard::ops::connect::Connect;
 use crate::shard::ops::history::{Fetch, MissedChanges};
 use crate::wire::{message_deleted, message_edited, message_new, message_object, SYNC_DONE};
@@ -110,12 +110,7 @@ async fn catch_up(
             limit: SYNC_PAGE_MESSAGES_MAX,
             first: after == cursor,
         };
-        let page = call(&core.mesh(), core.shard_of(conv.0), op)
-            .await
-            .map_err(|e| SyncFailed {
-                error: Some(api_error(e)),
-                close: Some((CLOSE_TRY_AGAIN_LATER, "sync failed: reconnect")),
-            })?;
+        let page = page_of(core, conv, op).await?;
         for m in &page.messages {
             let own = (m.message.sender, m.message.device) == (caller.user, caller.device);
             let event = if own {
@@ -161,12 +156,7 @@ async fn changes_since(
             from,
             limit: SYNC_PAGE_MESSAGES_MAX,
         };
-        let page = call(&core.mesh(), core.shard_of(conv.0), op)
-            .await
-            .map_err(|e| SyncFailed {
-                error: Some(api_error(e)),
-                close: Some((CLOSE_TRY_AGAIN_LATER, "sync failed: reconnect")),
-            })?;
+        let page = page_of(core, conv, op).await?;
         let Some(last) = page.last().map(|m| m.message.seq) else {
             return Ok(());
         };
@@ -194,6 +184,16 @@ fn change_event(m: &Shown) -> String {
         Version::Deleted => message_deleted(None, msg.conv, msg.seq),
         Version::Original => message_new(&message_object(msg, m.version)),
     }
+}
+
+/// One page of `conv`'s home; a failure ends the sync (reconnect).
+async fn page_of<O: ShardOp>(core: &Rc<Core>, conv: ConvId, op: O) -> Result<O::Reply, SyncFailed> {
+    call(&core.mesh(), core.shard_of(conv.0), op)
+        .await
+        .map_err(|e| SyncFailed {
+            error: Some(api_error(e)),
+            close: Some((CLOSE_TRY_AGAIN_LATER, "sync failed: reconnect")),
+        })
 }
 
 /// From now on pushes go straight out; late ones already synced are

@@ -148,14 +148,11 @@ impl ShardOp for Notify {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
-        let targets: Vec<_> = {
-            let soft = shard.soft.borrow();
-            self.users
-                .iter()
-                .flat_map(|u| soft.conns_of(*u).map(|o| o.conn))
-                .collect()
+        let op = NotifyExcept {
+            users: self.users,
+            except: None,
+            event: self.event,
         };
-        push_to(&mesh, targets.into_iter(), &self.event, None, None).await;
-        Ok(())
+        op.run(shard, mesh).await
     }
 }
