@@ -55,6 +55,27 @@ const _: () = assert!(PREKEYS_PER_PUT_MAX <= PREKEYS_STORED_MAX);
 /// minute is over.
 pub const KEY_FETCH_MAP_USERS_MAX: usize = 100_000;
 
+/// Largest upload (PROTOCOL.md: over 16 MiB → 413); the HTTP layer
+/// refuses a larger body before the handler runs.
+pub const MEDIA_BYTES_MAX: usize = chat_net::constants::HTTP_MEDIA_BODY_BYTES_MAX;
+/// Uploads one account holds (about 100 bytes of state each).
+pub const MEDIA_PER_USER_MAX: usize = 100_000;
+/// Conversations one upload may be sent to; past it, upload it again.
+pub const MEDIA_CONVS_MAX: usize = 1024;
+/// Longest `Content-Type` of an upload.
+pub const MEDIA_MIME_BYTES_MAX: usize = 255;
+/// Uploads one core streams to disk at once; past it, 503 `unavailable`.
+/// With `MEDIA_WRITE_BYTES` this bounds upload memory per core.
+pub const MEDIA_UPLOADS_PER_CORE_MAX: usize = 32;
+/// An upload is written to its file in pieces of this size (its only
+/// buffer besides hyper's read buffer).
+pub const MEDIA_WRITE_BYTES: usize = 256 * 1024;
+/// A download reads its file in pieces of this size.
+pub const MEDIA_READ_BYTES: usize = 64 * 1024;
+const _: () =
+    assert!(MEDIA_WRITE_BYTES <= MEDIA_BYTES_MAX && MEDIA_READ_BYTES <= MEDIA_WRITE_BYTES);
+const _: () = assert!(MEDIA_UPLOADS_PER_CORE_MAX * MEDIA_WRITE_BYTES <= 64 * 1024 * 1024);
+
 /// The longest disappearing setting (a year).
 pub const DISAPPEARING_SECONDS_MAX: u64 = 366 * 24 * 3600;
 

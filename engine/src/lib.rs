@@ -8,6 +8,7 @@
 //! - `machine/`     the pure chat state machine: records, state, commands, apply, effects, queries, snapshots
 //! - `wire/`        the JSON text of server events (encoded once per message)
 //! - `cluster/`     cluster mode: Raft per shard, peer links, forwarding to leaders
+//! - `media/`       the node's content-addressed media files; Range and ETag rules
 //! - `shard/`       the I/O shell: log store, write path, effects, recovery, snapshots, soft state, operations
 //! - `node/`        cores, the mesh, connections, stats, startup and shutdown
 //! - `front/`       REST, WebSocket sessions, error shapes, the ops port
@@ -20,6 +21,7 @@ pub mod config;
 pub mod constants;
 pub mod front;
 pub mod machine;
+pub mod media;
 pub mod node;
 pub mod shard;
 pub mod sim;

@@ -18,12 +18,13 @@ use bytes::{Bytes, BytesMut};
 use futures_lite::future::or;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::{Method, StatusCode};
 
+use crate::body::{OutBody, Streamed, Upload};
 use crate::constants::{
     ACCEPT_ERROR_BACKOFF_MS, HTTP_BODY_BYTES_MAX, HTTP_LINGER_BYTES_MAX, HTTP_LINGER_MS,
     HTTP_LINGER_READ_BYTES, HTTP_MEDIA_BODY_BYTES_MAX, HTTP_MEDIA_PATH_PREFIX,
@@ -33,7 +34,9 @@ use crate::io::{Conn, HyperIo};
 use crate::stop::StopSignal;
 use crate::ws::WebSocket;
 
-/// One HTTP request, body read in full (at most `HTTP_BODY_BYTES_MAX`).
+/// One HTTP request, body read in full (at most `HTTP_BODY_BYTES_MAX`),
+/// except for `POST /v1/media`, whose body is left to the handler
+/// (`upload`; `body` is then empty).
 #[derive(Debug)]
 pub struct Request {
     pub method: Method,
@@ -43,7 +46,19 @@ pub struct Request {
     pub bearer: Option<String>,
     pub content_type: Option<String>,
     pub body: Bytes,
+    /// `POST /v1/media`: the body, to be read as it arrives (taken once).
+    pub upload: RefCell<Option<Upload>>,
+    /// Headers a handler may need beyond the ones above (`Range`,
+    /// `If-None-Match`), lowercase names.
+    pub headers: hyper::HeaderMap,
     pub peer: SocketAddr,
+}
+
+impl Request {
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// One HTTP response.
@@ -55,6 +70,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Extra headers; names that are not valid header names are skipped.
     pub headers: Vec<(&'static str, String)>,
+    /// `Some`: the body is streamed from here (and `body` is ignored).
+    pub stream: Option<Streamed>,
 }
 
 impl Response {
@@ -65,6 +82,7 @@ impl Response {
             content_type: "application/json",
             body,
             headers: Vec::new(),
+            stream: None,
         }
     }
 
@@ -323,7 +341,7 @@ struct Service<H: Handler> {
     upgrade: Rc<RefCell<Option<Option<String>>>>,
 }
 
-type HyperResponse = hyper::Response<Full<Bytes>>;
+type HyperResponse = hyper::Response<OutBody>;
 
 impl<H: Handler> hyper::service::Service<hyper::Request<Incoming>> for Service<H> {
     type Response = HyperResponse;
@@ -364,7 +382,8 @@ async fn read_request(
 ) -> Result<Request, Response> {
     let (head, body) = req.into_parts();
     let path = head.uri.path().to_string();
-    let body_bytes_max = if path.starts_with(HTTP_MEDIA_PATH_PREFIX) {
+    let media = path.starts_with(HTTP_MEDIA_PATH_PREFIX);
+    let body_bytes_max = if media {
         HTTP_MEDIA_BODY_BYTES_MAX
     } else {
         HTTP_BODY_BYTES_MAX
@@ -377,7 +396,13 @@ async fn read_request(
     if content_length.is_some_and(|len| len > body_bytes_max as u64) {
         return Err(too_large(body_bytes_max));
     }
-    let body = read_body(body, body_bytes_max, content_length.unwrap_or(0) as usize).await?;
+    let (body, upload) = if media && head.method == Method::POST {
+        let upload = Upload::new(body, body_bytes_max, content_length);
+        (Bytes::new(), Some(upload))
+    } else {
+        let hint = content_length.unwrap_or(0) as usize;
+        (read_body(body, body_bytes_max, hint).await?, None)
+    };
     assert!(body.len() <= body_bytes_max);
     Ok(Request {
         method: head.method,
@@ -390,6 +415,8 @@ async fn read_request(
             .map(str::to_string),
         path,
         body,
+        upload: RefCell::new(upload),
+        headers: head.headers,
         peer,
     })
 }
@@ -482,7 +509,7 @@ fn websocket_accept_key(req: &hyper::Request<Incoming>) -> Option<String> {
 }
 
 fn switching_protocols(accept: &str) -> HyperResponse {
-    let mut response = hyper::Response::new(Full::new(Bytes::new()));
+    let mut response = hyper::Response::new(OutBody::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -494,7 +521,15 @@ fn switching_protocols(accept: &str) -> HyperResponse {
 }
 
 fn to_hyper(response: Response) -> HyperResponse {
-    let mut out = hyper::Response::new(Full::new(Bytes::from(response.body)));
+    let body = match response.stream {
+        Some(s) => OutBody::Streamed {
+            left: s.len,
+            chunks: s.chunks,
+        },
+        None if response.body.is_empty() => OutBody::empty(),
+        None => OutBody::Full(Some(Bytes::from(response.body))),
+    };
+    let mut out = hyper::Response::new(body);
     *out.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();

@@ -12,9 +12,11 @@
 //! - `io.rs`        `Conn` (plain or TLS socket) and the futures-io → hyper adapter
 //! - `stop.rs`      `StopSignal`: one-shot broadcast for shutdown
 //! - `http.rs`      `serve`: accept loop, hyper HTTP/1.1, body limits, WebSocket upgrade, `Handler`
+//! - `body.rs`      streamed bodies: `Upload` (a request body read as it arrives), `Streamed` responses
 //! - `ws.rs`        WebSocket session: `Inbox`, bounded `Outbox`, batching writer task
 //! - `protocol.rs`  protocol v1: client events, server events, error codes
 
+pub mod body;
 pub mod constants;
 pub mod http;
 pub mod io;

@@ -159,6 +159,7 @@ pub enum ClientEvent {
         conversation_id: String,
         client_msg_id: String,
         body: Body,
+        /// The `media_id` of `"media":{"media_id"}`.
         media: Option<String>,
         reply_to: Option<u64>,
     },
@@ -218,7 +219,7 @@ struct RawFrame {
     conversation_id: Option<String>,
     client_msg_id: Option<String>,
     body: Option<RawBody>,
-    media: Option<String>,
+    media: Option<serde_json::Value>,
     reply_to: Option<u64>,
     seq: Option<u64>,
     state: Option<String>,
@@ -244,6 +245,16 @@ pub fn decode(text: &str) -> Result<Frame, DecodeError> {
     }
 }
 
+/// `{"media_id":"..."}`, the only shape a message names media by.
+fn media_id(media: serde_json::Value) -> Result<String, ApiError> {
+    match media.get("media_id").and_then(serde_json::Value::as_str) {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err(ApiError::bad_request(
+            "media must be {\"media_id\": ID} with the id POST /v1/media answered",
+        )),
+    }
+}
+
 fn need<T>(field: Option<T>, name: &str) -> Result<T, ApiError> {
     field.ok_or_else(|| ApiError::bad_request(format!("missing field `{name}`")))
 }
@@ -265,7 +276,7 @@ fn to_event(raw: RawFrame) -> Result<ClientEvent, ApiError> {
                 conversation_id: need(raw.conversation_id, "conversation_id")?,
                 client_msg_id,
                 body: body(need(raw.body, "body")?)?,
-                media: raw.media,
+                media: raw.media.map(media_id).transpose()?,
                 reply_to: raw.reply_to,
             }
         }

@@ -418,7 +418,37 @@ pub fn request_full(
     content_type: Option<&str>,
     body: Option<&[u8]>,
 ) -> Result<Response> {
-    let head = encode_request_head(ep, method, path_and_query, token, content_type, body)?;
+    let no_headers: &[(&str, &str)] = &[];
+    request_with(
+        ep,
+        method,
+        path_and_query,
+        token,
+        content_type,
+        no_headers,
+        body,
+    )
+}
+
+/// Like `request_full`, with extra request headers (`Range`, `If-None-Match`).
+pub fn request_with(
+    ep: &Endpoint,
+    method: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response> {
+    let mut head = encode_request_head(ep, method, path_and_query, token, content_type, body)?;
+    for (name, value) in headers {
+        let bad = |t: &str| t.is_empty() || t.bytes().any(|b| b.is_ascii_control());
+        if bad(name) || name.contains(':') || value.bytes().any(|b| b.is_ascii_control()) {
+            return Err(ClientError::Config(format!("bad header {name:?}")));
+        }
+        head.truncate(head.len() - 2);
+        head.push_str(&format!("{name}: {value}\r\n\r\n"));
+    }
     let what = format!("{method} {path_and_query} to {}", ep.host_port);
     let mut stream = connect(ep)?;
     let mut out = head.into_bytes();

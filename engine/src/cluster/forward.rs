@@ -24,11 +24,14 @@ use crate::machine::cmd::revoke_device::RevokeDevice;
 use crate::machine::cmd::send::{Send, Sent};
 use crate::machine::cmd::set_disappearing::SetDisappearing;
 use crate::machine::cmd::set_role::SetRole;
+use crate::machine::cmd::share_media::ShareMedia;
+use crate::machine::cmd::store_media::StoreMedia;
 use crate::machine::cmd::take_prekeys::{Bundle, TakePrekeys};
 use crate::machine::cmd::Decision;
 use crate::machine::ctx::Ctx;
 use crate::machine::error::DomainError;
-use crate::machine::state::State;
+use crate::machine::ids::MediaId;
+use crate::machine::state::{MediaRef, State};
 use crate::shard::error::ShardError;
 
 /// A machine command that may be forwarded to the leader.
@@ -59,6 +62,8 @@ pub enum AnyCommand {
     SetRole(SetRole),
     SetDisappearing(SetDisappearing),
     TakePrekeys(TakePrekeys),
+    StoreMedia(StoreMedia),
+    ShareMedia(ShareMedia),
 }
 
 /// Every command's reply, for the wire.
@@ -71,6 +76,8 @@ pub enum AnyReply {
     Sent(Sent),
     Edited(Edited),
     Bundles(Vec<Bundle>),
+    MediaId(MediaId),
+    MediaRef(MediaRef),
     /// A new OTP code, minted on the leader; the node asked delivers it
     /// to its own sink.
     OtpCode(String),
@@ -166,6 +173,8 @@ command!(SetRole, SetRole, (), AnyReply::Unit => ());
 command!(SetDisappearing, SetDisappearing, (), AnyReply::Unit => ());
 command!(PutKeys, PutKeys, (), AnyReply::Unit => ());
 command!(TakePrekeys, TakePrekeys, Vec<Bundle>, AnyReply::Bundles(b) => b);
+command!(StoreMedia, StoreMedia, MediaId, AnyReply::MediaId(m) => m);
+command!(ShareMedia, ShareMedia, MediaRef, AnyReply::MediaRef(m) => m);
 
 fn map<R>(d: Decision<R>, f: impl FnOnce(R) -> AnyReply) -> Decision<AnyReply> {
     Decision {
@@ -196,6 +205,8 @@ impl AnyCommand {
             AnyCommand::SetDisappearing(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::PutKeys(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::TakePrekeys(c) => map(c.decide(s, ctx)?, AnyReply::Bundles),
+            AnyCommand::StoreMedia(c) => map(c.decide(s, ctx)?, AnyReply::MediaId),
+            AnyCommand::ShareMedia(c) => map(c.decide(s, ctx)?, AnyReply::MediaRef),
         })
     }
 }

@@ -77,6 +77,15 @@ fn domain(e: DomainError) -> ApiError {
         D::AccountGone => (C::Unauthorized, "no such user".into()),
         D::UserGone => (C::NotFound, "no such user".into()),
         D::WrongCode => (C::Unauthorized, "wrong, used or expired code".into()),
+        D::NoMedia(id) => (C::NotFound, format!("no media {id}")),
+        D::TooManyMedia { max } => (
+            C::Conflict,
+            format!("an account holds at most {max} uploads"),
+        ),
+        D::MediaTooWidelyShared { max } => (
+            C::Conflict,
+            format!("one upload may be sent to at most {max} conversations (upload it again)"),
+        ),
         D::RateLimited { retry_after_ms } => return ApiError::rate_limited(retry_after_ms),
     };
     ApiError::new(code, message)

@@ -8,6 +8,7 @@
 //! - `api.rs`       the client port's HTTP handler: REST and WebSocket
 //! - `caller.rs`    bearer tokens → `Caller`
 //! - `errors.rs`    `DomainError` / `ShardError` → protocol errors
+//! - `media_access.rs` who may read an upload, and naming one in a message
 //! - `rest/`        the REST routes and their handlers
 //! - `ws/`          the WebSocket session: auth, sync, events
 //! - `ops_port.rs`  `/metrics`, `/stats`, `/healthz`, `/readyz`
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod caller;
 pub mod errors;
+pub mod media_access;
 pub mod ops_port;
 pub mod rest;
 pub mod ws;

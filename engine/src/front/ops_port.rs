@@ -60,6 +60,7 @@ impl Handler for Ops {
                     content_type: "text/plain; version=0.0.4",
                     body: render_prometheus(&all, rss_bytes()).into_bytes(),
                     headers: Vec::new(),
+                    stream: None,
                 }
             }
             _ => Response::error(

@@ -8,7 +8,8 @@
 
 use crate::machine::cmd::{
     add_member, create_group, cursor, delete, edit, last_seen, link_device, patch_me, put_keys,
-    receipt, remove_member, revoke_device, send, set_disappearing, set_role, take_prekeys,
+    receipt, remove_member, revoke_device, send, set_disappearing, set_role, share_media,
+    store_media, take_prekeys,
 };
 use crate::machine::effects::Effects;
 use crate::machine::records::Rec;
@@ -57,6 +58,7 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
         Rec::Message(m) => send::apply(state, m, at),
         Rec::MessageEdited { .. } | Rec::MessageDeleted { .. } => change(state, rec, at),
         Rec::KeysPut { .. } | Rec::PrekeysTaken { .. } => keys(state, rec, at),
+        Rec::MediaStored { .. } | Rec::MediaShared { .. } => media(state, rec, at),
         Rec::DisappearingSet { conv, seconds, .. } => {
             set_disappearing::apply(state, *conv, *seconds, at)
         }
@@ -124,6 +126,31 @@ fn keys(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
         }
         Rec::PrekeysTaken { user, taken } => take_prekeys::apply(state, *user, taken, at),
         _ => unreachable!("only key records come here"),
+    }
+}
+
+fn media(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
+    match rec {
+        Rec::MediaStored {
+            user,
+            n,
+            sha256,
+            size,
+            mime,
+            ts,
+        } => {
+            let stored = store_media::Stored {
+                user: *user,
+                n: *n,
+                sha256: *sha256,
+                size: *size,
+                mime,
+                ts: *ts,
+            };
+            store_media::apply(state, stored, at)
+        }
+        Rec::MediaShared { user, n, conv } => share_media::apply(state, *user, *n, *conv, at),
+        _ => unreachable!("only media records come here"),
     }
 }
 

@@ -65,6 +65,17 @@ pub enum DomainError {
     UserGone,
     /// OTP: a wrong, used or expired code.
     WrongCode,
+    /// Media the caller may not read, or that does not exist (the same
+    /// answer for both: it must not tell which).
+    NoMedia(String),
+    /// An account holds at most this many uploads.
+    TooManyMedia {
+        max: usize,
+    },
+    /// One upload is named in at most this many conversations.
+    MediaTooWidelyShared {
+        max: usize,
+    },
     /// OTP: too many tries of one code, or too many codes for one phone.
     RateLimited {
         retry_after_ms: u64,

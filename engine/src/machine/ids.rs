@@ -56,6 +56,38 @@ id_type!(
     ConvId, 'c'
 );
 
+/// One upload of media: the `n`-th of its uploader, whose home shard
+/// holds it. Wire form `f{user}.{n}` (`f12.3`); the bytes it names are
+/// stored once per content (`media/`), however often uploaded.
+#[derive(
+    Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
+pub struct MediaId {
+    pub user: UserId,
+    pub n: u64,
+}
+
+impl MediaId {
+    pub fn parse(text: &str) -> Option<MediaId> {
+        let (user, n) = text.strip_prefix('f')?.split_once('.')?;
+        let number = |t: &str| {
+            let ok = !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit());
+            ok.then(|| t.parse::<u64>().ok()).flatten()
+        };
+        Some(MediaId {
+            user: UserId(number(user)?),
+            n: number(n).filter(|&n| n > 0)?,
+        })
+    }
+}
+
+impl fmt::Display for MediaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "f{}.{}", self.user.0, self.n)
+    }
+}
+
 /// Position of a message in its conversation: 1, 2, 3... without gaps.
 #[derive(
     Archive,
@@ -160,6 +192,21 @@ mod tests {
         assert_eq!(UserId::parse("u"), None);
         assert_eq!(UserId::parse("u-1"), None);
         assert_eq!(UserId::parse("u99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn media_ids_round_trip() {
+        let m = MediaId {
+            user: UserId(12),
+            n: 3,
+        };
+        assert_eq!(m.to_string(), "f12.3");
+        assert_eq!(MediaId::parse("f12.3"), Some(m));
+        for bad in [
+            "f12", "f12.", "f.3", "f12.0", "u12.3", "f12.3x", "f1.2.3", "",
+        ] {
+            assert_eq!(MediaId::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -240,6 +240,23 @@ pub enum Rec {
         user: UserId,
         taken: Vec<(DeviceId, u64)>,
     },
+    /// An upload's bytes are on disk (`media/`, by SHA-256; in a cluster
+    /// on a majority of nodes): the uploader's `n`-th media.
+    MediaStored {
+        user: UserId,
+        n: u64,
+        sha256: [u8; 32],
+        size: u64,
+        mime: String,
+        ts: Millis,
+    },
+    /// A message of `conv` is about to name the uploader's `n`-th media:
+    /// the members of `conv` may read it.
+    MediaShared {
+        user: UserId,
+        n: u64,
+        conv: ConvId,
+    },
 }
 
 /// Encodes a record, checked before it leaves: it must decode to itself.

@@ -25,8 +25,8 @@ use crate::machine::ids::{ConvId, UserId};
 use crate::machine::state::{Conv, Lsn, Meta, Params, State, User};
 
 /// 3: conversations hold their edited and deleted messages; 4: devices
-/// hold their keys.
-pub const SNAPSHOT_VERSION: u64 = 4;
+/// hold their keys; 5: users hold their uploads.
+pub const SNAPSHOT_VERSION: u64 = 5;
 
 const TAG_HEADER: u8 = 0;
 const TAG_USER: u8 = 1;

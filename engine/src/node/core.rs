@@ -41,6 +41,8 @@ pub struct Core {
     /// Cores that finished their startup announcements.
     pub announced: Cell<u16>,
     pub ready: Cell<bool>,
+    /// This core's handle on the node's media files.
+    pub media: crate::media::store::Store,
     stats_waiters: RefCell<HashMap<u64, oneshot::Sender<CoreStats>>>,
 }
 
@@ -52,6 +54,7 @@ impl Core {
         local: Vec<Option<Rc<Shard>>>,
         transport: Box<dyn Transport>,
     ) -> Core {
+        let media = crate::media::store::Store::new(&config.data_dir, id.0);
         Core {
             id,
             cores,
@@ -66,6 +69,7 @@ impl Core {
             stats: RefCell::new(CoreStats::new(id.0)),
             announced: Cell::new(0),
             ready: Cell::new(false),
+            media,
             stats_waiters: RefCell::new(HashMap::new()),
         }
     }

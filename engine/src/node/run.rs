@@ -59,6 +59,7 @@ pub fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
     let data_dir = std::path::absolute(&config.data_dir).map_err(|e| e.to_string())?;
     let shards = shard_count(&data_dir, config.shards)?;
+    crate::media::store::prepare(&data_dir)?;
     let membership = match &config.cluster {
         Some(c) => Some(establish(&data_dir, c, shards)?),
         None => None,

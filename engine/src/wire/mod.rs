@@ -11,7 +11,7 @@ use chat_net::protocol::push_json_str;
 
 use crate::machine::ids::{message_id, ConvId, DeviceId, Millis, Seq, UserId};
 use crate::machine::records::{BodyKind, Mark, MessageRec};
-use crate::machine::state::Version;
+use crate::machine::state::{hex, MediaRef, Version};
 
 /// `{"type":"TY"` and the `ref`, if any: the opening of every event.
 fn open(ty: &str, reference: Option<&str>, capacity: usize) -> String {
@@ -40,6 +40,18 @@ fn field_num(out: &mut String, name: &str, value: u64) {
     out.push_str(&value.to_string());
 }
 
+/// `"media":{"media_id","size","sha256","mime"}`. (A `media` string of
+/// a log from before uploads existed names nothing and is not shown.)
+fn push_media(out: &mut String, m: &MediaRef) {
+    out.push_str(",\"media\":{\"media_id\":\"");
+    out.push_str(&m.id.to_string());
+    out.push('"');
+    field_num(out, "size", m.size);
+    field_str(out, "sha256", &hex(&m.sha256));
+    field_str(out, "mime", &m.mime);
+    out.push('}');
+}
+
 fn push_body(out: &mut String, kind: BodyKind, body: &str) {
     out.push_str(match kind {
         BodyKind::Text => ",\"body\":{\"text\":",
@@ -64,8 +76,8 @@ pub fn message_object(m: &MessageRec, version: Version) -> String {
     field_num(&mut out, "ts", m.ts.0);
     if version != Version::Deleted {
         push_body(&mut out, m.body_kind, &m.body);
-        if let Some(media) = &m.media {
-            field_str(&mut out, "media", media);
+        if let Some(media) = m.media.as_deref().and_then(MediaRef::decode) {
+            push_media(&mut out, &media);
         }
     }
     if let Some(reply_to) = m.reply_to {

@@ -22,6 +22,7 @@ pub fn raw_response(status: u16, body: String) -> Response {
         content_type: "application/json",
         body: body.into_bytes(),
         headers: Vec::new(),
+        stream: None,
     }
 }
 
@@ -35,6 +36,7 @@ pub fn no_content() -> Response {
         content_type: "application/json",
         body: Vec::new(),
         headers: Vec::new(),
+        stream: None,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod conversations;
 pub mod keys;
+pub mod media;
 pub mod messages;
 
 use std::rc::Rc;
@@ -56,6 +57,8 @@ async fn authenticated(core: &Rc<Core>, caller: Caller, req: &Request, path: &[&
         (&Method::PUT, ["v1", "keys"]) => keys::put(core, caller, req).await,
         (&Method::GET, ["v1", "keys"]) => keys::left(core, caller).await,
         (&Method::GET, ["v1", "keys", user]) => keys::fetch(core, caller, user).await,
+        (&Method::POST, ["v1", "media"]) => media::upload(core, caller, req).await,
+        (&Method::GET, ["v1", "media", id]) => media::download(core, caller, id, req).await,
         (&Method::POST, ["v1", "conversations"]) => convs::create(core, caller, req).await,
         (&Method::GET, ["v1", "conversations"]) => convs::list(core, caller).await,
         (&Method::PATCH, ["v1", "conversations", conv]) => {

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use super::Session;
 use crate::constants::TYPING_TIMEOUT_MS;
 use crate::front::errors::api_error;
+use crate::front::media_access::share_for_send;
 use crate::machine::cmd::send::Send;
 use crate::machine::ids::{ConvId, Seq, UserId};
 use crate::machine::records::{BodyKind, Mark};
@@ -138,12 +139,7 @@ fn send(
     let (core, outbox) = (s.core.clone(), s.outbox.clone());
     glommio::spawn_local(async move {
         let client_msg_id = cmd.client_msg_id.clone();
-        let reply = call(
-            &core.mesh(),
-            core.shard_of(conv.0),
-            SendMessage { cmd, started },
-        )
-        .await;
+        let reply = send_with_media(&core, cmd, started).await;
         let text = match reply {
             Ok((seq, ts)) => {
                 let mut stats = core.stats.borrow_mut();
@@ -157,13 +153,29 @@ fn send(
                     ts,
                 )
             }
-            Err(e) => api_error(e).ws_event(r.as_deref()),
+            Err(e) => e.ws_event(r.as_deref()),
         };
         if outbox.try_send(text).is_err() {
             outbox.close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect to catch up");
         }
     })
     .detach();
+}
+
+/// Names the message's media first (checked and described by the
+/// uploader's home), then sends it.
+async fn send_with_media(
+    core: &std::rc::Rc<crate::node::core::Core>,
+    mut cmd: Send,
+    started: Instant,
+) -> Result<(Seq, crate::machine::ids::Millis), ApiError> {
+    if let Some(id) = cmd.media.take() {
+        cmd.media = Some(share_for_send(core, cmd.sender, cmd.conv, &id).await?);
+    }
+    let home = core.shard_of(cmd.conv.0);
+    call(&core.mesh(), home, SendMessage { cmd, started })
+        .await
+        .map_err(api_error)
 }
 
 fn body_parts(body: Body) -> (BodyKind, String) {

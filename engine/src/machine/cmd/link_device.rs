@@ -102,6 +102,8 @@ pub fn apply_user_created(
         last_seen: ts,
         devices: BTreeMap::new(),
         devices_ever: 0,
+        media: BTreeMap::new(),
+        media_minted: 0,
     };
     state.users.insert(user, u);
     Effects::new()

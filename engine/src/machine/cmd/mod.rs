@@ -21,6 +21,8 @@ pub mod revoke_device;
 pub mod send;
 pub mod set_disappearing;
 pub mod set_role;
+pub mod share_media;
+pub mod store_media;
 pub mod take_prekeys;
 
 use crate::machine::records::Rec;

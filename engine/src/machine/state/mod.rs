@@ -11,6 +11,7 @@ mod conv;
 mod dedupe;
 mod index;
 mod keys;
+mod media;
 mod user;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +23,7 @@ pub use conv::{Conv, ConvPointer, Member, RecentSenders, Watermark};
 pub use dedupe::{Dedupe, DedupeKey};
 pub use index::MessageIndex;
 pub use keys::DeviceKeys;
+pub use media::{hex, unhex, Media, MediaRef};
 pub use user::{Cursors, Device, User};
 
 use crate::machine::ids::{ConvId, UserId};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::{DeviceKeys, Lsn};
+use super::{DeviceKeys, Lsn, Media};
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq};
 use crate::machine::records::{Mark, Privacy};
 
@@ -23,6 +23,9 @@ pub struct User {
     pub devices: BTreeMap<DeviceId, Device>,
     /// Devices ever linked (the next one gets `devices_ever + 1`).
     pub devices_ever: u64,
+    /// Its uploads by number (`MediaId.n`); the next is `media_minted + 1`.
+    pub media: BTreeMap<u64, Media>,
+    pub media_minted: u64,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

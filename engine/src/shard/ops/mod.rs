@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod deliver;
 pub mod history;
 pub mod keys;
+pub mod media;
 pub mod membership;
 pub mod otp;
 pub mod presence;

@@ -1,0 +1,9 @@
+//! Media: the node's content-addressed files (`store.rs`) and the HTTP
+//! reading rules for them, `Range` and `If-None-Match` (`range.rs`, pure).
+//! Who may read what is the machine's (`cmd/store_media.rs`,
+//! `cmd/share_media.rs`); the REST handlers are `front/rest/media.rs`.
+//!
+//! Lives on: every core (each has its `Store` handle).
+
+pub mod range;
+pub mod store;

@@ -1,0 +1,71 @@
+//! Media on the uploader's home (what an upload is, who may read it) and
+//! the membership check the shell uses to prove a reader's right.
+//!
+//! Lives on: the uploader's home shard (`IsMember`: the conversation's).
+
+use std::rc::Rc;
+
+use crate::machine::cmd::share_media::ShareMedia;
+use crate::machine::cmd::store_media::StoreMedia;
+use crate::machine::ids::{ConvId, MediaId, UserId};
+use crate::machine::query::conv::member_conv;
+use crate::machine::state::{Media, MediaRef};
+use crate::shard::error::ShardResult;
+use crate::shard::mesh::{Mesh, ShardOp};
+use crate::shard::runner::Shard;
+
+/// The bytes are durable: the upload gets its id.
+pub struct Store(pub StoreMedia);
+
+impl ShardOp for Store {
+    type Reply = MediaId;
+
+    async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<MediaId> {
+        shard.submit(&mesh, self.0).await
+    }
+}
+
+/// A message is about to name the media.
+pub struct Share(pub ShareMedia);
+
+impl ShardOp for Share {
+    type Reply = MediaRef;
+
+    async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<MediaRef> {
+        shard.submit(&mesh, self.0).await
+    }
+}
+
+/// What an upload is and which conversations hold it (`None`: no such
+/// upload).
+pub struct Describe(pub MediaId);
+
+impl ShardOp for Describe {
+    type Reply = Option<Media>;
+
+    async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<Option<Media>> {
+        shard.settled().await?;
+        let id = self.0;
+        let state = shard.state();
+        Ok(state
+            .users
+            .get(&id.user)
+            .and_then(|u| u.media.get(&id.n))
+            .cloned())
+    }
+}
+
+/// Whether `user` is a member of `conv` now.
+pub struct IsMember {
+    pub conv: ConvId,
+    pub user: UserId,
+}
+
+impl ShardOp for IsMember {
+    type Reply = bool;
+
+    async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<bool> {
+        shard.settled().await?;
+        Ok(member_conv(&shard.state(), self.conv, self.user).is_ok())
+    }
+}
