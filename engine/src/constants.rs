@@ -70,6 +70,15 @@ pub const MEDIA_UPLOADS_PER_CORE_MAX: usize = 32;
 /// An upload is written to its file in pieces of this size (its only
 /// buffer besides hyper's read buffer).
 pub const MEDIA_WRITE_BYTES: usize = 256 * 1024;
+/// Cluster mode: media files travel between nodes in pieces of this size
+/// (one call each, well under a peer frame).
+pub const MEDIA_BLOB_CHUNK_BYTES: usize = 1024 * 1024;
+/// Files a core receives from peers at once (each holds a temporary file).
+pub const MEDIA_BLOBS_RECEIVING_MAX: usize = 64;
+/// A file from a peer whose next piece is this late is thrown away.
+pub const MEDIA_RECEIVE_IDLE_MS: u64 = 30_000;
+const _: () =
+    assert!(MEDIA_BLOB_CHUNK_BYTES * 2 <= chat_replication::constants::FRAME_BODY_SIZE_BYTES_MAX);
 /// A download reads its file in pieces of this size.
 pub const MEDIA_READ_BYTES: usize = 64 * 1024;
 const _: () =

@@ -83,6 +83,8 @@ pub enum AnyReply {
     OtpCode(String),
     /// Committed log records (`Work::FetchLog`), in order.
     Records(Vec<LogRecord>),
+    /// A piece of a media file (`Work::BlobGet`).
+    Blob(Vec<u8>),
 }
 
 /// One record of a shard's log, as a follower catching up fetches it.
@@ -114,6 +116,20 @@ pub enum Work {
     FetchLog {
         from: u64,
         upto: u64,
+    },
+    /// A piece of a media file (`media/replica.rs`); answered
+    /// `Bool(true)` once the file is whole on the callee.
+    BlobPut {
+        sha256: [u8; 32],
+        size: u64,
+        at: u64,
+        bytes: Vec<u8>,
+    },
+    /// Bytes `at..at + len` of a media file the callee holds (`Blob`).
+    BlobGet {
+        sha256: [u8; 32],
+        at: u64,
+        len: u64,
     },
 }
 

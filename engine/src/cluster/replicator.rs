@@ -108,6 +108,8 @@ pub struct Replicator {
     /// Fault injection (tests): while set, every peer frame in or out is
     /// dropped, as if this node were cut off from the others.
     pub cut_off: Cell<bool>,
+    /// Media files arriving from peers.
+    pub blobs: crate::media::replica::Inbound,
 }
 
 impl Replicator {
@@ -128,7 +130,6 @@ impl Replicator {
             cores,
             membership,
             cluster_id,
-            dir,
             tick,
             driver: RefCell::new(driver),
             shards: RefCell::new(BTreeMap::new()),
@@ -147,6 +148,8 @@ impl Replicator {
             links_refused: Cell::new(0),
             append_lock: glommio::sync::Semaphore::new(1),
             cut_off: Cell::new(false),
+            blobs: crate::media::replica::Inbound::new(&dir, core.0),
+            dir,
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(r.clone()));
         r

@@ -35,6 +35,28 @@ async fn run(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, work: Work) -> ShardResult<
             Ok(AnyReply::Linked(op.run(shard.clone(), mesh.clone()).await?))
         }
         Work::FetchLog { from, upto } => super::catch_up::serve_fetch(shard, from, upto).await,
+        Work::BlobPut {
+            sha256,
+            size,
+            at,
+            bytes,
+        } => {
+            let r = shard
+                .cluster()
+                .ok_or_else(|| unavailable("not in a cluster"))?;
+            let done = r
+                .blobs
+                .put(sha256, size, at, bytes)
+                .await
+                .map_err(unavailable)?;
+            Ok(AnyReply::Bool(done))
+        }
+        Work::BlobGet { sha256, at, len } => {
+            let r = shard
+                .cluster()
+                .ok_or_else(|| unavailable("not in a cluster"))?;
+            crate::media::replica::serve_get(r.dir(), sha256, at, len).await
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! Media: the node's content-addressed files (`store.rs`) and the HTTP
-//! reading rules for them, `Range` and `If-None-Match` (`range.rs`, pure).
+//! reading rules for them, `Range` and `If-None-Match` (`range.rs`, pure),
+//! and the copies between the nodes of a cluster (`replica.rs`).
 //! Who may read what is the machine's (`cmd/store_media.rs`,
 //! `cmd/share_media.rs`); the REST handlers are `front/rest/media.rs`.
 //!
 //! Lives on: every core (each has its `Store` handle).
 
 pub mod range;
+pub mod replica;
 pub mod store;

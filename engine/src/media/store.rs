@@ -99,12 +99,8 @@ impl Store {
         Some(Slot(self.uploads.clone()))
     }
 
-    fn blob_dir(&self, sha256: &[u8; 32]) -> PathBuf {
-        self.dir.join("blobs").join(format!("{:02x}", sha256[0]))
-    }
-
     pub fn blob_path(&self, sha256: &[u8; 32]) -> PathBuf {
-        self.blob_dir(sha256).join(hex(sha256))
+        blob_path(&self.dir, sha256)
     }
 
     /// Streams `upload` to disk; durable under its name when this returns.
@@ -120,25 +116,13 @@ impl Store {
         };
         let _ = file.close().await;
         let result = match synced {
-            Ok(w) => self.publish(&tmp, w).await,
+            Ok(w) => publish(&self.dir, &tmp, w).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
             let _ = glommio::io::remove(&tmp).await;
         }
         result
-    }
-
-    /// Renames a durable temporary file to its content's name.
-    async fn publish(&self, tmp: &Path, w: Written) -> Result<Written, StoreError> {
-        let path = self.blob_path(&w.sha256);
-        glommio::io::rename(tmp, &path).await.map_err(io)?;
-        let dir = Directory::open(self.blob_dir(&w.sha256))
-            .await
-            .map_err(io)?;
-        dir.sync().await.map_err(io)?;
-        let _ = dir.close().await;
-        Ok(w)
     }
 
     /// Bytes `start..start + len` of the file of `sha256`, read as the
@@ -166,6 +150,28 @@ impl Store {
         });
         Ok(Box::pin(chunks))
     }
+}
+
+fn blob_dir(media_dir: &Path, sha256: &[u8; 32]) -> PathBuf {
+    media_dir.join("blobs").join(format!("{:02x}", sha256[0]))
+}
+
+/// Where the file of `sha256` lives under `media_dir` (`DATA_DIR/media`).
+pub fn blob_path(media_dir: &Path, sha256: &[u8; 32]) -> PathBuf {
+    blob_dir(media_dir, sha256).join(hex(sha256))
+}
+
+/// Renames a durable temporary file to its content's name and syncs the
+/// directory: from here on the file is there whole, also after a crash.
+pub async fn publish(media_dir: &Path, tmp: &Path, w: Written) -> Result<Written, StoreError> {
+    let path = blob_path(media_dir, &w.sha256);
+    glommio::io::rename(tmp, &path).await.map_err(io)?;
+    let dir = Directory::open(blob_dir(media_dir, &w.sha256))
+        .await
+        .map_err(io)?;
+    dir.sync().await.map_err(io)?;
+    let _ = dir.close().await;
+    Ok(w)
 }
 
 fn io(e: glommio::GlommioError<()>) -> StoreError {

@@ -21,12 +21,12 @@ use crate::front::errors::api_error;
 use crate::front::media_access::readable;
 use crate::machine::cmd::store_media::StoreMedia;
 use crate::machine::ids::MediaId;
-use crate::machine::state::hex;
+use crate::machine::state::{hex, Media};
 use crate::media::range::{not_modified, part, Part};
-use crate::media::store::StoreError;
+use crate::media::store::{StoreError, Written};
 use crate::node::core::Core;
 use crate::shard::mesh::call;
-use crate::shard::ops::media::Store;
+use crate::shard::ops::media::{FetchMissing, Replicate, Store};
 
 fn mime_of(req: &Request) -> Result<String, ApiError> {
     let mime = req
@@ -60,12 +60,6 @@ fn store_error(e: StoreError) -> ApiError {
 
 pub async fn upload(core: &Rc<Core>, caller: Caller, req: &Request) -> Handled {
     let mime = mime_of(req)?;
-    if core.config.cluster.is_some() {
-        // A 201 must mean a majority of nodes hold the bytes; they are
-        // not copied between nodes yet.
-        let why = "media uploads are not served in cluster mode yet";
-        return Err(ApiError::new(ErrorCode::Unavailable, why).into());
-    }
     let mut upload = req
         .upload
         .borrow_mut()
@@ -85,15 +79,18 @@ pub async fn upload(core: &Rc<Core>, caller: Caller, req: &Request) -> Handled {
         .map_err(store_error)?;
     drop(slot);
     assert!(written.size as usize <= MEDIA_BYTES_MAX);
+    let (mesh, home) = (core.mesh(), core.shard_of(caller.user.0));
+    // Cluster mode: a majority of nodes hold the bytes before the record.
+    call(&mesh, home, Replicate(written))
+        .await
+        .map_err(api_error)?;
     let cmd = StoreMedia {
         user: caller.user,
         sha256: written.sha256,
         size: written.size,
         mime: mime.clone(),
     };
-    let id = call(&core.mesh(), core.shard_of(caller.user.0), Store(cmd))
-        .await
-        .map_err(api_error)?;
+    let id = call(&mesh, home, Store(cmd)).await.map_err(api_error)?;
     let body = json!({
         "media_id": id.to_string(),
         "size": written.size,
@@ -101,6 +98,37 @@ pub async fn upload(core: &Rc<Core>, caller: Caller, req: &Request) -> Handled {
         "mime": mime,
     });
     Ok(json_response(201, &body))
+}
+
+/// The file's bytes `start..start + len`; in a cluster, a file this node
+/// lacks (it was down, or its copy is in flight) is fetched from a peer.
+async fn read(
+    core: &Rc<Core>,
+    id: MediaId,
+    media: &Media,
+    start: u64,
+    len: u64,
+) -> Result<chat_net::body::Chunks, ApiError> {
+    let unavailable =
+        |e: String| ApiError::new(ErrorCode::Unavailable, format!("media store: {e}"));
+    match core.media.read(&media.sha256, start, len).await {
+        Ok(chunks) => return Ok(chunks),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound || core.config.cluster.is_none() => {
+            return Err(unavailable(e.to_string()))
+        }
+        Err(_) => {}
+    }
+    let w = Written {
+        sha256: media.sha256,
+        size: media.size,
+    };
+    call(&core.mesh(), core.shard_of(id.user.0), FetchMissing(w))
+        .await
+        .map_err(api_error)?;
+    core.media
+        .read(&media.sha256, start, len)
+        .await
+        .map_err(|e| unavailable(e.to_string()))
 }
 
 fn bare(status: u16, headers: Vec<(&'static str, String)>) -> Response {
@@ -142,11 +170,7 @@ pub async fn download(core: &Rc<Core>, caller: Caller, id: &str, req: &Request) 
             return Ok(bare(416, headers));
         }
     };
-    let chunks = core
-        .media
-        .read(&media.sha256, start, len)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("media store: {e}")))?;
+    let chunks = read(core, media_id, &media, start, len).await?;
     let mut response = bare(status, headers);
     response.content_type = "";
     response.headers.push(("content-type", media.mime.clone()));

@@ -1,6 +1,9 @@
 //! Media on the uploader's home (what an upload is, who may read it) and
 //! the membership check the shell uses to prove a reader's right.
 //!
+//! In cluster mode, also the copies of the files between nodes (they go
+//! through the replicator of the home shard's core).
+//!
 //! Lives on: the uploader's home shard (`IsMember`: the conversation's).
 
 use std::rc::Rc;
@@ -10,7 +13,9 @@ use crate::machine::cmd::store_media::StoreMedia;
 use crate::machine::ids::{ConvId, MediaId, UserId};
 use crate::machine::query::conv::member_conv;
 use crate::machine::state::{Media, MediaRef};
-use crate::shard::error::ShardResult;
+use crate::media::replica;
+use crate::media::store::{blob_path, Written};
+use crate::shard::error::{unavailable, ShardResult};
 use crate::shard::mesh::{Mesh, ShardOp};
 use crate::shard::runner::Shard;
 
@@ -67,5 +72,35 @@ impl ShardOp for IsMember {
     async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<bool> {
         shard.settled().await?;
         Ok(member_conv(&shard.state(), self.conv, self.user).is_ok())
+    }
+}
+
+/// Cluster mode: copies an upload's file to the other replicas of this
+/// shard's group; done once a majority holds it (a single node: at once).
+pub struct Replicate(pub Written);
+
+impl ShardOp for Replicate {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        let Some(r) = shard.cluster() else {
+            return Ok(());
+        };
+        let path = blob_path(&r.dir().join("media"), &self.0.sha256);
+        replica::replicate(&r, shard.id.0, path, self.0).await
+    }
+}
+
+/// Cluster mode: fetches a file this node lacks from a peer that holds it.
+pub struct FetchMissing(pub Written);
+
+impl ShardOp for FetchMissing {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        let Some(r) = shard.cluster() else {
+            return Err(unavailable("the media file is missing"));
+        };
+        replica::fetch(&r, shard.id.0, self.0).await
     }
 }
