@@ -922,6 +922,32 @@ def _(c):
     expect_refused(w, "WS with a revoked token")
 
 
+@check("account.delete_me")
+def _(c):
+    phone = c.phone()
+    a = c.login(phone, "phone")
+    b = c.login()
+    conv = c.direct(a, b)
+    group = c.group(b, [a])
+    wa = c.ws(a)
+    wa.expect("sync.done", "sync.done")
+    send_text(wa, conv, "before leaving")
+    r = c.rest("DELETE", "/v1/me", a.token)
+    eq(r[0], 202, f"DELETE /v1/me status ({short(r[2])})")
+    eq(wa.expect_close("the deleted account's socket"), 4401, "close code after DELETE /v1/me")
+    assert_error(c.rest("GET", "/v1/me", a.token), 401, "unauthorized", "a deleted account's token")
+    q = urllib.parse.quote(phone, safe="")
+    assert_error(c.rest("GET", f"/v1/users?phone={q}", b.token), 404, "not_found", "lookup of a deleted phone")
+    m = c.history(b, conv)["messages"][0]
+    eq(m.get("deleted"), True, "the deleted account's message shows deleted")
+    expect("body" not in m, f"a deleted account's message has no body: {short(m)}")
+    assert_error(c.rest("POST", f"/v1/conversations/{group}/members", b.token, {"user_id": a.user_id}), 404,
+                 "not_found", "adding a deleted user")
+    again = c.login(phone, "again")
+    expect(again.user_id != a.user_id, "the phone signs up as a new user")
+    eq(c.ok("GET", f"/v1/users?phone={q}", b.token).get("user_id"), again.user_id, "lookup finds the new user")
+
+
 @check("device.revoke_self_and_foreign_404")
 def _(c):
     # Device ids are opaque and may be numbered per user, so "another user's

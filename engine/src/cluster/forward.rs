@@ -13,6 +13,7 @@ use crate::machine::cmd::create_direct::{CreateDirect, Created};
 use crate::machine::cmd::create_group::CreateGroup;
 use crate::machine::cmd::cursor::Cursor;
 use crate::machine::cmd::delete::Delete;
+use crate::machine::cmd::delete_account::{DeleteAccount, EraseSender};
 use crate::machine::cmd::edit::{Edit, Edited};
 use crate::machine::cmd::last_seen::LastSeen;
 use crate::machine::cmd::link_device::{LinkDevice, Linked};
@@ -64,6 +65,8 @@ pub enum AnyCommand {
     TakePrekeys(TakePrekeys),
     StoreMedia(StoreMedia),
     ShareMedia(ShareMedia),
+    EraseSender(EraseSender),
+    DeleteAccount(DeleteAccount),
 }
 
 /// Every command's reply, for the wire.
@@ -191,6 +194,8 @@ command!(PutKeys, PutKeys, (), AnyReply::Unit => ());
 command!(TakePrekeys, TakePrekeys, Vec<Bundle>, AnyReply::Bundles(b) => b);
 command!(StoreMedia, StoreMedia, MediaId, AnyReply::MediaId(m) => m);
 command!(ShareMedia, ShareMedia, MediaRef, AnyReply::MediaRef(m) => m);
+command!(EraseSender, EraseSender, (), AnyReply::Unit => ());
+command!(DeleteAccount, DeleteAccount, (), AnyReply::Unit => ());
 
 fn map<R>(d: Decision<R>, f: impl FnOnce(R) -> AnyReply) -> Decision<AnyReply> {
     Decision {
@@ -223,6 +228,8 @@ impl AnyCommand {
             AnyCommand::TakePrekeys(c) => map(c.decide(s, ctx)?, AnyReply::Bundles),
             AnyCommand::StoreMedia(c) => map(c.decide(s, ctx)?, AnyReply::MediaId),
             AnyCommand::ShareMedia(c) => map(c.decide(s, ctx)?, AnyReply::MediaRef),
+            AnyCommand::EraseSender(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::DeleteAccount(c) => map(c.decide(s, ctx)?, unit),
         })
     }
 }

@@ -7,9 +7,9 @@
 //! through the same function and drops the effects.
 
 use crate::machine::cmd::{
-    add_member, create_group, cursor, delete, edit, last_seen, link_device, patch_me, put_keys,
-    receipt, remove_member, revoke_device, send, set_disappearing, set_role, share_media,
-    store_media, take_prekeys,
+    add_member, create_group, cursor, delete, delete_account, edit, last_seen, link_device,
+    patch_me, put_keys, receipt, remove_member, revoke_device, send, set_disappearing, set_role,
+    share_media, store_media, take_prekeys,
 };
 use crate::machine::effects::Effects;
 use crate::machine::records::Rec;
@@ -59,6 +59,8 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
         Rec::MessageEdited { .. } | Rec::MessageDeleted { .. } => change(state, rec, at),
         Rec::KeysPut { .. } | Rec::PrekeysTaken { .. } => keys(state, rec, at),
         Rec::MediaStored { .. } | Rec::MediaShared { .. } => media(state, rec, at),
+        Rec::UserDeleted { user } => delete_account::apply(state, *user, at),
+        Rec::SenderErased { conv, user } => delete_account::apply_erased(state, *conv, *user, at),
         Rec::DisappearingSet { conv, seconds, .. } => {
             set_disappearing::apply(state, *conv, *seconds, at)
         }

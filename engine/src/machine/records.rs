@@ -257,6 +257,17 @@ pub enum Rec {
         n: u64,
         conv: ConvId,
     },
+    /// `DELETE /v1/me`, on the user's home: devices, keys, uploads, phone
+    /// and name gone; the phone may sign up again as a new user.
+    UserDeleted {
+        user: UserId,
+    },
+    /// On a conversation's home, before `UserDeleted`: the user's
+    /// messages there show deleted (it left the group first, if one).
+    SenderErased {
+        conv: ConvId,
+        user: UserId,
+    },
 }
 
 /// Encodes a record, checked before it leaves: it must decode to itself.

@@ -10,7 +10,7 @@ use chat_log::Offset;
 
 use super::error::{unavailable, ShardResult};
 use super::runner::Shard;
-use crate::machine::ids::{ConvId, Seq};
+use crate::machine::ids::{ConvId, Seq, UserId};
 use crate::machine::records::{self, MessageRec, Rec, KIND_CHAT};
 use crate::machine::state::{Changed, Version};
 
@@ -28,6 +28,16 @@ impl Shard {
         state.convs.get(&conv)?.changes.get(&seq).copied()
     }
 
+    /// Whether `sender`'s account was deleted (its messages in `conv`
+    /// show deleted).
+    pub fn erased(&self, conv: ConvId, sender: UserId) -> bool {
+        let state = self.state();
+        state
+            .convs
+            .get(&conv)
+            .is_some_and(|c| c.erased.contains(&sender))
+    }
+
     /// Whether `m` has vanished by `now` (a disappearing message older
     /// than the setting it was sent under).
     pub fn expired(&self, m: &MessageRec, now: crate::machine::ids::Millis) -> bool {
@@ -42,6 +52,14 @@ impl Shard {
     /// Message `seq` of `conv` as it reads now.
     pub async fn read_current(&self, conv: ConvId, seq: Seq) -> ShardResult<Shown> {
         let message = self.read_message(conv, seq).await?;
+        if self.erased(conv, message.sender) {
+            let mut now = (*message).clone();
+            now.body.clear();
+            now.media = None;
+            let message = Arc::new(now);
+            let version = Version::Deleted;
+            return Ok(Shown { message, version });
+        }
         let Some(changed) = self.changed(conv, seq) else {
             let version = Version::Original;
             return Ok(Shown { message, version });

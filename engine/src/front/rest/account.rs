@@ -1,4 +1,4 @@
-//! `/v1/me`, `/v1/devices/{id}`, `/v1/users?phone=`.
+//! `/v1/me` (its deletion too), `/v1/devices/{id}`, `/v1/users?phone=`.
 
 use std::rc::Rc;
 
@@ -11,6 +11,7 @@ use super::body::{
 };
 use super::Handled;
 use crate::front::caller::Caller;
+use crate::machine::cmd::delete_account::{DeleteAccount, EraseSender};
 use crate::machine::cmd::patch_me::PatchMe;
 use crate::machine::cmd::revoke_device::RevokeDevice;
 use crate::machine::ids::{phone_shard, DeviceId};
@@ -19,6 +20,8 @@ use crate::machine::records::Privacy;
 use crate::node::core::Core;
 use crate::shard::mesh::call;
 use crate::shard::ops::account::{ByPhone, GetMe, Revoke, SetProfile};
+use crate::shard::ops::conversations::ListConvs;
+use crate::shard::ops::erase::{DeleteUser, EraseOn};
 
 fn me_json(me: &Me) -> Value {
     let devices: Vec<Value> = me
@@ -106,4 +109,27 @@ pub async fn lookup(core: &Rc<Core>, req: &Request) -> Handled {
         200,
         &json!({"user_id": user.to_string(), "name": name}),
     ))
+}
+
+/// `DELETE /v1/me`: first every conversation of the caller forgets it
+/// (it leaves its groups; its messages show deleted), then the account
+/// goes (every token 401, sockets closed with 4401, the phone free for a
+/// new account). Each step is idempotent and the account goes last, so
+/// after a failure the caller asks again.
+pub async fn delete_me(core: &Rc<Core>, caller: Caller) -> Handled {
+    let mesh = core.mesh();
+    let home = core.shard_of(caller.user.0);
+    let pointers = call(&mesh, home, ListConvs { user: caller.user }).await?;
+    for (p, _) in pointers {
+        let erase = EraseOn(EraseSender {
+            conv: p.conv,
+            user: caller.user,
+        });
+        call(&mesh, core.shard_of(p.conv.0), erase).await?;
+    }
+    let delete = DeleteUser(DeleteAccount { user: caller.user });
+    call(&mesh, home, delete).await?;
+    // 202 as the contract says, though all of it is done (and durable) by
+    // now.
+    Ok(json_response(202, &json!({})))
 }

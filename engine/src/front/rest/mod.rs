@@ -52,6 +52,7 @@ async fn authenticated(core: &Rc<Core>, caller: Caller, req: &Request, path: &[&
     match (&req.method, path) {
         (&Method::GET, ["v1", "me"]) => account::get_me(core, caller).await,
         (&Method::PATCH, ["v1", "me"]) => account::patch_me(core, caller, req).await,
+        (&Method::DELETE, ["v1", "me"]) => account::delete_me(core, caller).await,
         (&Method::DELETE, ["v1", "devices", device]) => account::revoke(core, caller, device).await,
         (&Method::GET, ["v1", "users"]) => account::lookup(core, req).await,
         (&Method::PUT, ["v1", "keys"]) => keys::put(core, caller, req).await,

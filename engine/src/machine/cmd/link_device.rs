@@ -104,6 +104,7 @@ pub fn apply_user_created(
         devices_ever: 0,
         media: BTreeMap::new(),
         media_minted: 0,
+        deleted: false,
     };
     state.users.insert(user, u);
     Effects::new()

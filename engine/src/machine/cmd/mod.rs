@@ -10,6 +10,7 @@ pub mod create_direct;
 pub mod create_group;
 pub mod cursor;
 pub mod delete;
+pub mod delete_account;
 pub mod edit;
 pub mod last_seen;
 pub mod link_device;

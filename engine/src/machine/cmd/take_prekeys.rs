@@ -33,6 +33,7 @@ impl TakePrekeys {
         let u = state
             .users
             .get(&self.user)
+            .filter(|u| !u.deleted)
             .ok_or(DomainError::NoUser(self.user))?;
         let bundles: Vec<Bundle> = u
             .devices

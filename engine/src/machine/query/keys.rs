@@ -6,7 +6,11 @@ use crate::machine::state::State;
 
 /// One-time prekeys `device` of `user` still has (0 before any upload).
 pub fn prekeys_left(state: &State, user: UserId, device: DeviceId) -> Result<usize, DomainError> {
-    let u = state.users.get(&user).ok_or(DomainError::NoUser(user))?;
+    let u = state
+        .users
+        .get(&user)
+        .filter(|u| !u.deleted)
+        .ok_or(DomainError::NoUser(user))?;
     let d = u
         .devices
         .get(&device)

@@ -57,7 +57,7 @@ pub fn by_phone(state: &State, phone: &str) -> Result<(UserId, String), DomainEr
 pub fn missing(state: &State, users: &[UserId]) -> Vec<UserId> {
     users
         .iter()
-        .filter(|u| !state.users.contains_key(u))
+        .filter(|u| state.users.get(u).is_none_or(|u| u.deleted))
         .copied()
         .collect()
 }

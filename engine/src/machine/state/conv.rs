@@ -3,7 +3,7 @@
 //!
 //! Lives on: the conversation's home shard's core.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -29,6 +29,8 @@ pub struct Conv {
     /// Disappearing messages: `(first seq, seconds)` for each setting, in
     /// order; a message keeps the one in force when it was sent (0: off).
     pub ttls: Vec<(Seq, u64)>,
+    /// Members whose account was deleted: their messages show deleted.
+    pub erased: BTreeSet<UserId>,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -158,6 +160,7 @@ impl Conv {
             dedupe: Dedupe::default(),
             changes: BTreeMap::new(),
             ttls: Vec::new(),
+            erased: BTreeSet::new(),
         }
     }
 

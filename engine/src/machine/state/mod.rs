@@ -136,6 +136,7 @@ impl State {
         self.phones = self
             .users
             .iter()
+            .filter(|(_, u)| !u.deleted)
             .map(|(id, u)| (u.phone.clone(), *id))
             .collect();
         for conv in self.convs.values_mut() {

@@ -26,6 +26,9 @@ pub struct User {
     /// Its uploads by number (`MediaId.n`); the next is `media_minted + 1`.
     pub media: BTreeMap<u64, Media>,
     pub media_minted: u64,
+    /// `DELETE /v1/me` happened: no devices, phone or name any more; the
+    /// id is never reused.
+    pub deleted: bool,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod conversations;
 pub mod cursor;
 pub mod deliver;
+pub mod erase;
 pub mod history;
 pub mod keys;
 pub mod media;
