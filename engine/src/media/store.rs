@@ -179,30 +179,30 @@ fn io(e: glommio::GlommioError<()>) -> StoreError {
 }
 
 /// Writes the whole upload to `file` in `MEDIA_WRITE_BYTES` pieces,
-/// hashing as it goes.
+/// hashing as it goes. One piece buffer at a time: it is filled to
+/// exactly its size (a chunk is split across pieces), written, dropped.
 async fn fill(file: &BufferedFile, upload: &mut Upload) -> Result<Written, StoreError> {
     let mut hasher = Sha256::new();
-    let mut buf = Vec::with_capacity(MEDIA_WRITE_BYTES);
+    let mut buf: Vec<u8> = Vec::new();
     let mut at = 0u64;
-    loop {
-        let chunk = upload.chunk().await.map_err(StoreError::Upload)?;
-        let end = chunk.is_none();
-        if let Some(chunk) = &chunk {
-            hasher.update(chunk);
-            buf.extend_from_slice(chunk);
-        }
-        if buf.len() >= MEDIA_WRITE_BYTES || (end && !buf.is_empty()) {
-            let piece = std::mem::replace(&mut buf, Vec::with_capacity(MEDIA_WRITE_BYTES));
-            let len = piece.len();
-            let n = file.write_at(piece, at).await.map_err(io)?;
-            if n != len {
-                return Err(StoreError::Io(std::io::Error::other("a short write")));
+    while let Some(chunk) = upload.chunk().await.map_err(StoreError::Upload)? {
+        hasher.update(&chunk);
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            if buf.capacity() == 0 {
+                buf.reserve_exact(MEDIA_WRITE_BYTES);
             }
-            at += len as u64;
+            let room = MEDIA_WRITE_BYTES - buf.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            buf.extend_from_slice(now);
+            rest = later;
+            if buf.len() == MEDIA_WRITE_BYTES {
+                at += write_piece(file, std::mem::take(&mut buf), at).await?;
+            }
         }
-        if end {
-            break;
-        }
+    }
+    if !buf.is_empty() {
+        at += write_piece(file, buf, at).await?;
     }
     assert_eq!(
         at as usize,
@@ -216,4 +216,14 @@ async fn fill(file: &BufferedFile, upload: &mut Upload) -> Result<Written, Store
         sha256: hasher.finalize().into(),
         size: at,
     })
+}
+
+async fn write_piece(file: &BufferedFile, piece: Vec<u8>, at: u64) -> Result<u64, StoreError> {
+    assert!(piece.len() <= MEDIA_WRITE_BYTES);
+    let len = piece.len();
+    let n = file.write_at(piece, at).await.map_err(io)?;
+    if n != len {
+        return Err(StoreError::Io(std::io::Error::other("a short write")));
+    }
+    Ok(len as u64)
 }
