@@ -263,14 +263,6 @@ fn media_get(node: &Server, s: &Session, id: &str) -> chat_tools::client::Respon
         .expect("download")
 }
 
-fn blob_files(node: &Server) -> usize {
-    let root = node.data_dir().join("media").join("blobs");
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
-        .sum()
-}
-
 #[test]
 fn media_bytes_reach_a_majority_before_the_201_and_a_node_that_missed_them_fetches_them() {
     let mut c = Cluster::start();
@@ -283,7 +275,11 @@ fn media_bytes_reach_a_majority_before_the_201_and_a_node_that_missed_them_fetch
     assert_eq!(status, 201, "{v}");
     let id = v["media_id"].as_str().unwrap().to_string();
     // At the 201, this node and at least one other hold the file.
-    let holding = c.nodes.iter().filter(|n| blob_files(n) == 1).count();
+    let holding = c
+        .nodes
+        .iter()
+        .filter(|n| common::media_files(n) == 1)
+        .count();
     assert!(holding >= 2, "the file on {holding} nodes at the 201");
     for n in &c.nodes {
         let r = media_get(n, &alice, &id);
@@ -308,13 +304,17 @@ fn media_bytes_reach_a_majority_before_the_201_and_a_node_that_missed_them_fetch
     common::wait_until("node 3 ready", || {
         (back.ops_get("/readyz").0 == 200).then_some(())
     });
-    assert_eq!(blob_files(back), 1, "node 3 missed the second file");
+    assert_eq!(
+        common::media_files(back),
+        1,
+        "node 3 missed the second file"
+    );
     let r = common::wait_until("node 3 serves the file it missed", || {
         let r = media_get(back, &alice, &id2);
         (r.status == 200).then_some(r)
     });
     assert!(r.body == more);
-    assert_eq!(blob_files(back), 2, "and keeps it");
+    assert_eq!(common::media_files(back), 2, "and keeps it");
 }
 
 #[test]

@@ -64,14 +64,6 @@ fn get(server: &Server, s: &Session, id: &str, headers: &[(&str, &str)]) -> Resp
     .expect("download")
 }
 
-fn blobs(server: &Server) -> usize {
-    let root = server.data_dir().join("media").join("blobs");
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
-        .sum()
-}
-
 #[test]
 fn uploads_are_stored_once_per_content_and_read_back_with_ranges_and_etags() {
     let server = Server::start();
@@ -86,7 +78,7 @@ fn uploads_are_stored_once_per_content_and_read_back_with_ranges_and_etags() {
     let again = uploaded(&server, &alice, "application/octet-stream", &bytes);
     assert_ne!(again["media_id"], id.as_str(), "each upload has its id");
     assert_eq!(again["sha256"], sha.as_str());
-    assert_eq!(blobs(&server), 1, "the same bytes are stored once");
+    assert_eq!(media_files(&server), 1, "the same bytes are stored once");
 
     let r = get(&server, &alice, &id, &[]);
     assert_eq!(r.status, 200);
@@ -208,7 +200,7 @@ fn bad_uploads_are_refused_and_leave_nothing_behind() {
     )
     .unwrap();
     assert_eq!(status, 401);
-    assert_eq!(blobs(&server), 0);
+    assert_eq!(media_files(&server), 0);
     let tmp = server.data_dir().join("media").join("tmp");
     assert_eq!(
         std::fs::read_dir(tmp).unwrap().count(),

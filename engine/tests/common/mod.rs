@@ -378,3 +378,12 @@ pub fn seqs(messages: &Value) -> Vec<u64> {
         .map(|m| m["seq"].as_u64().expect("seq"))
         .collect()
 }
+
+/// How many media files the server's data directory holds.
+pub fn media_files(server: &Server) -> usize {
+    let root = server.data_dir().join("media").join("blobs");
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum()
+}
