@@ -1593,6 +1593,7 @@ def _(c):
     wb, _ = c.ws_synced(b)
     send_text(w1, conv, "one")
     send_text(w1, conv, "two")
+    wb.expect("message.new", "b receives what it acknowledges", seq=2)
     wb.send({"type": "message.ack", "conversation_id": conv, "seq": 2, "ref": "ack1"})
     for w, who in ((w1, "sending device"), (w2, "sender's other device")):
         ev = w.expect("message.delivered", f"message.delivered to the {who}")
@@ -1614,6 +1615,7 @@ def _(c):
     wa, _ = c.ws_synced(a)
     wb, _ = c.ws_synced(b)
     send_text(wa, ab, "read me")
+    wb.expect("message.new", "b receives what it reads", seq=1)
     wb.send({"type": "message.read", "conversation_id": ab, "seq": 1})
     ev = wa.expect("message.read", "message.read to the sender")
     eq((ev.get("conversation_id"), ev.get("seq"), ev.get("user_id")), (ab, 1, b.user_id), "message.read")
@@ -1624,6 +1626,7 @@ def _(c):
     c.ok("PATCH", "/v1/me", d.token, {"read_receipts": False})
     wd, _ = c.ws_synced(d)
     send_text(wa, ad, "secret read")
+    wd.expect("message.new", "d receives what it reads", seq=1)
     wd.send({"type": "message.read", "conversation_id": ad, "seq": 1})
     ev = wa.expect("message.delivered", "a read with read_receipts off reported as a delivery",
                    conversation_id=ad)
@@ -1644,6 +1647,7 @@ def _(c):
     send_text(wa, conv, "a2")
     send_text(wb, conv, "b3")
     wa.expect("message.new", "b's message", seq=3)
+    wb.expect("message.new", "a's second message", seq=2)
     wb.send({"type": "message.ack", "conversation_id": conv, "seq": 3})
     ev = wa.expect("message.delivered", "delivered naming a's latest covered message")
     eq(ev.get("seq"), 2, "seq of message.delivered (the sender's own latest message covered)")
@@ -1676,6 +1680,8 @@ def _(c):
     for i in range(5):
         send_text(wa, g, f"burst {i}")
     last = 6
+    for w in (wb, wd, we):
+        w.expect("message.new", "a member receives what it acknowledges", seq=last)
     for w in (wb, wd, we):
         w.send({"type": "message.ack", "conversation_id": g, "seq": last})
     statuses = []
@@ -1967,6 +1973,8 @@ def _(c):
     wb, _ = c.ws_synced(b)
     wd, _ = c.ws_synced(d)
     send_text(wa, g, "r1")
+    wb.expect("message.new", "b gets r1", seq=1)
+    wd.expect("message.new", "d gets r1", seq=1)
     r = c.ok("GET", f"/v1/conversations/{g}/messages/1/receipts", a.token)
     eq(r, {"delivered": [], "read": []}, "receipts before any ack")
     t_before = time.time() * 1000
