@@ -98,6 +98,20 @@ pub const DEVICES_PER_USER_MAX: usize = 16;
 pub const HISTORY_LIMIT_DEFAULT: usize = 50;
 pub const HISTORY_LIMIT_MAX: usize = 100;
 
+/// Search answers (`limit`).
+pub const SEARCH_LIMIT_DEFAULT: usize = 20;
+pub const SEARCH_LIMIT_MAX: usize = 50;
+/// A search's `q`: bytes and words at most (more → 400).
+pub const SEARCH_QUERY_BYTES_MAX: usize = 256;
+pub const SEARCH_QUERY_WORDS_MAX: usize = 16;
+/// Candidates one search takes from a shard's index, and messages it reads
+/// to check them, at most (past these it answers what it found).
+pub const SEARCH_CANDIDATES_MAX: usize = 4_096;
+pub const SEARCH_READS_MAX: usize = 2_000;
+const _: () = assert!(SEARCH_LIMIT_DEFAULT <= SEARCH_LIMIT_MAX);
+const _: () =
+    assert!(SEARCH_LIMIT_MAX <= SEARCH_READS_MAX && SEARCH_READS_MAX <= SEARCH_CANDIDATES_MAX);
+
 /// Sync on connect reads a conversation's missed messages in pages this big.
 pub const SYNC_PAGE_MESSAGES_MAX: usize = 256;
 

@@ -9,6 +9,7 @@
 //! - `wire/`        the JSON text of server events (encoded once per message)
 //! - `cluster/`     cluster mode: Raft per shard, peer links, forwarding to leaders
 //! - `media/`       the node's content-addressed media files; Range and ETag rules
+//! - `search/`     words, queries and the per-shard inverted index (pure)
 //! - `shard/`       the I/O shell: log store, write path, effects, recovery, snapshots, soft state, operations
 //! - `node/`        cores, the mesh, connections, stats, startup and shutdown
 //! - `front/`       REST, WebSocket sessions, error shapes, the ops port
@@ -23,6 +24,7 @@ pub mod front;
 pub mod machine;
 pub mod media;
 pub mod node;
+pub mod search;
 pub mod shard;
 pub mod sim;
 pub mod wire;

@@ -1581,6 +1581,43 @@ def _(c):
                  "bad_request", "disappearing_seconds not a number")
 
 
+@check("search.words_prefix_scope_edits")
+def _(c):
+    a, b, x = c.login(), c.login(), c.login()
+    ab, bx = c.direct(a, b), c.direct(b, x)
+    wa, _ = c.ws_synced(a)
+    wx, _ = c.ws_synced(x)
+    word = f"zq{random.randrange(10**9)}"  # unique per run: the server may hold earlier runs
+    for w, conv, text in ((wa, ab, f"Lunch {word.upper()}, at noon?"), (wa, ab, f"{word} dinner"),
+                          (wx, bx, f"{word} lunch with x")):
+        send_text(w, conv, text)
+        time.sleep(0.01)  # distinct ts: results are ordered by ts, then seq
+
+    def found(who, query, **params):
+        qs = "&".join([f"q={urllib.parse.quote(query)}"] + [f"{k}={v}" for k, v in params.items()])
+        return [(m["conversation_id"], m["seq"]) for m in c.ok("GET", f"/v1/search?{qs}", who.token)["messages"]]
+    # findable within 1 s of message.sent
+    poll("the newest message is findable within 1 s", lambda: (found(b, word) == [(bx, 1), (ab, 2), (ab, 1)],
+         found(b, word)), timeout=1.0)
+    eq(found(b, f"{word} lun"), [(bx, 1), (ab, 1)], "every word, the last a prefix, newest first")
+    eq(found(b, f"lun {word[:-1]}"), [], "only the last word is a prefix")
+    eq(found(a, word), [(ab, 2), (ab, 1)], "only the caller's conversations")
+    eq(found(b, word, conversation_id=ab, limit=1), [(ab, 2)], "conversation_id and limit")
+    eq(found(b, word, conversation_id=ab, before=2), [(ab, 1)], "before")
+    m = c.ok("GET", f"/v1/search?q={word}&conversation_id={ab}&limit=1", b.token)["messages"][0]
+    eq((m.get("body"), m.get("conversation_id")), ({"text": f"{word} dinner"}, ab), "a result is a message object")
+    edit = {"type": "message.edit", "conversation_id": ab, "seq": 2, "body": {"text": "supper instead"}}
+    wa.call_ok(edit, "message.edited", "edit")
+    wa.call_ok({"type": "message.delete", "conversation_id": ab, "seq": 1}, "message.deleted", "delete")
+    eq(found(b, word), [(bx, 1)], "an edited message's old text and a deleted message are not found")
+    for q, what in (("", "empty q"), ("%20%21", "q without a word")):
+        assert_error(c.rest("GET", f"/v1/search?q={q}", b.token), 400, "bad_request", what)
+    assert_error(c.rest("GET", f"/v1/search?q={word}&limit=51", b.token), 400, "bad_request", "limit over 50")
+    assert_error(c.rest("GET", f"/v1/search?q={word}&conversation_id={bx}", a.token), 404, "not_found",
+                 "a search in a conversation one is not in")
+    assert_error(c.rest("GET", f"/v1/search?q={word}"), 401, "unauthorized", "no token")
+
+
 @check("msg.ack_delivered")
 def _(c):
     phone = c.phone()

@@ -272,6 +272,11 @@ impl Core {
             .local_shards()
             .map(|s| s.effects_pending() as u64)
             .sum();
+        for shard in self.local_shards() {
+            let search = shard.search.borrow();
+            stats.search_docs += search.docs();
+            stats.search_index_bytes += search.heap_bytes() as u64;
+        }
         stats.raft = super::replica_stats::gather(self.local_shards());
         stats
     }

@@ -374,6 +374,11 @@ async fn open_replicas(
             Rc::new(SystemClock),
             state,
         );
+        let docs = shard
+            .index_log()
+            .await
+            .map_err(|e| format!("shard {s}: {e}"))?;
+        info!(shard = s, docs, "search index built");
         opened.push(Opened {
             shard,
             stored,
@@ -399,14 +404,20 @@ async fn open_shard(
         .await
         .map_err(|e| format!("shard {}: {e}", id.0))?;
     info!(shard = id.0, replayed, "shard recovered");
-    Ok(Shard::new(
+    let shard = Shard::new(
         id,
         shards,
         config,
         Rc::new(log),
         Rc::new(SystemClock),
         state,
-    ))
+    );
+    let docs = shard
+        .index_log()
+        .await
+        .map_err(|e| format!("shard {}: {e}", id.0))?;
+    info!(shard = id.0, docs, "search index built");
+    Ok(shard)
 }
 
 /// Serves the mesh: one task per peer ring, in arrival order per ring.

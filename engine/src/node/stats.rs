@@ -66,6 +66,9 @@ pub struct CoreStats {
     pub records_applied: u64,
     /// Effects of appended records waiting for durability now.
     pub effects_pending: u64,
+    /// Search: documents indexed, and the index's memory (estimated).
+    pub search_docs: u64,
+    pub search_index_bytes: u64,
     pub latencies: BTreeMap<Latency, Histogram<u64>>,
     /// Cluster mode: this core's replicas.
     pub raft: Option<super::replica_stats::RaftStats>,
@@ -88,6 +91,8 @@ impl CoreStats {
             bytes_written: 0,
             records_applied: 0,
             effects_pending: 0,
+            search_docs: 0,
+            search_index_bytes: 0,
             latencies: Latency::ALL.iter().map(|l| (*l, histogram())).collect(),
             raft: None,
         }
@@ -157,6 +162,8 @@ pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Va
                 "bytes_written": c.bytes_written,
                 "records_applied": c.records_applied,
                 "effects_pending": c.effects_pending,
+                "search_docs": c.search_docs,
+                "search_index_bytes": c.search_index_bytes,
                 "latency": lat,
             })
         })
@@ -254,6 +261,18 @@ const FIGURES: &[Figure] = &[
         "Effects of appended records waiting for them to become durable.",
         "gauge",
         |c| c.effects_pending,
+    ),
+    (
+        "search_documents",
+        "Message texts in the search indexes of this core's shards.",
+        "gauge",
+        |c| c.search_docs,
+    ),
+    (
+        "search_index_bytes",
+        "Memory of the search indexes of this core's shards (estimated).",
+        "gauge",
+        |c| c.search_index_bytes,
     ),
 ];
 

@@ -21,6 +21,7 @@
 //! - `soft.rs`         soft state: online devices, pointers, watchers, OTP codes
 //! - `cache.rs`        recent messages in memory
 //! - `current.rs`      messages as they read now (latest edit, deleted)
+//! - `search.rs`       the search index kept up to date (applied records, the log at startup)
 //! - `otp_sink.rs`     where OTP codes go
 //! - `ops/`            the operations, one concept per file
 //!
@@ -42,6 +43,7 @@ pub mod otp_sink;
 pub mod recover;
 pub mod replicated;
 pub mod runner;
+pub mod search;
 pub mod snapshotter;
 pub mod soft;
 pub mod storage;

@@ -60,6 +60,8 @@ pub struct Shard {
     state: RefCell<State>,
     pub soft: RefCell<Soft>,
     pub cache: RefCell<MessageCache>,
+    /// Candidates for search (a superset of what matches; `search.rs`).
+    pub search: RefCell<crate::search::index::SearchIndex>,
     write_lock: Semaphore,
     effects: RefCell<EffectQueue>,
     health: Cell<Health>,
@@ -116,6 +118,7 @@ impl Shard {
             state: RefCell::new(state),
             soft: RefCell::new(Soft::default()),
             cache: RefCell::new(MessageCache::new(MESSAGE_CACHE_BYTES_MAX)),
+            search: RefCell::default(),
             write_lock: Semaphore::new(1),
             effects: RefCell::new(EffectQueue::default()),
             health: Cell::new(Health::Serving),
@@ -241,6 +244,7 @@ impl Shard {
     /// Applies one committed record another replica proposed.
     pub(super) fn apply_one(&self, rec: &Rec, at: Offset) {
         let out = crate::machine::apply::apply(&mut self.state.borrow_mut(), rec, Lsn(at.0));
+        self.index_record(rec);
         self.effects.borrow_mut().push(at, out);
         self.applied.set(self.applied.get() + 1);
     }
@@ -262,6 +266,7 @@ impl Shard {
             let at = Offset(first.0 + i as u64);
             let out = crate::machine::apply::apply(&mut state, rec, Lsn(at.0));
             effects.push(at, out);
+            self.index_record(rec);
         }
         self.applied.set(self.applied.get() + recs.len() as u64);
     }

@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod keys;
 pub mod media;
 pub mod messages;
+pub mod search;
 
 use std::rc::Rc;
 
@@ -60,6 +61,7 @@ async fn authenticated(core: &Rc<Core>, caller: Caller, req: &Request, path: &[&
         (&Method::GET, ["v1", "keys", user]) => keys::fetch(core, caller, user).await,
         (&Method::POST, ["v1", "media"]) => media::upload(core, caller, req).await,
         (&Method::GET, ["v1", "media", id]) => media::download(core, caller, id, req).await,
+        (&Method::GET, ["v1", "search"]) => search::search(core, caller, req).await,
         (&Method::POST, ["v1", "conversations"]) => convs::create(core, caller, req).await,
         (&Method::GET, ["v1", "conversations"]) => convs::list(core, caller).await,
         (&Method::PATCH, ["v1", "conversations", conv]) => {

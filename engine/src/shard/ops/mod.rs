@@ -20,6 +20,7 @@ pub mod membership;
 pub mod otp;
 pub mod presence;
 pub mod receipt;
+pub mod search;
 pub mod send;
 pub mod typing;
 
