@@ -374,11 +374,17 @@ async fn open_replicas(
             Rc::new(SystemClock),
             state,
         );
+        let started = std::time::Instant::now();
         let docs = shard
             .index_log()
             .await
             .map_err(|e| format!("shard {s}: {e}"))?;
-        info!(shard = s, docs, "search index built");
+        info!(
+            shard = s,
+            docs,
+            ms = started.elapsed().as_millis() as u64,
+            "search index built"
+        );
         opened.push(Opened {
             shard,
             stored,
@@ -412,11 +418,17 @@ async fn open_shard(
         Rc::new(SystemClock),
         state,
     );
+    let started = std::time::Instant::now();
     let docs = shard
         .index_log()
         .await
         .map_err(|e| format!("shard {}: {e}", id.0))?;
-    info!(shard = id.0, docs, "search index built");
+    info!(
+        shard = id.0,
+        docs,
+        ms = started.elapsed().as_millis() as u64,
+        "search index built"
+    );
     Ok(shard)
 }
 

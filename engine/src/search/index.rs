@@ -238,7 +238,13 @@ impl SearchIndex {
         let flag = if kind == DocKind::Edit { EDIT_BIT } else { 0 };
         self.docs.push((slot, seq as u32 | flag));
         self.conv_docs[slot as usize].push(doc);
-        let mut terms: Vec<String> = words(text).map(|w| term(&w).to_owned()).collect();
+        let mut terms: Vec<String> = words(text)
+            .map(|mut w| {
+                let keep = term(&w).len();
+                w.truncate(keep);
+                w
+            })
+            .collect();
         terms.sort_unstable();
         terms.dedup();
         for t in terms {
