@@ -114,4 +114,36 @@ fn a_person_sends_replies_edits_and_deletes_with_the_cli() {
         "{history}"
     );
     assert!(lines[2].ends_with(": [deleted]"), "{history}");
+
+    // Media: upload, send with it, download; then search.
+    let file = dir.path().join("cat.png");
+    std::fs::write(&file, b"\x89PNG not really a cat").unwrap();
+    let up = chat(
+        &server,
+        &alice,
+        &["--json", "upload", file.to_str().unwrap()],
+    );
+    let up: serde_json::Value = serde_json::from_str(&up).unwrap();
+    let media = up["media_id"].as_str().unwrap();
+    let sent = chat(
+        &server,
+        &alice,
+        &["send", conv, "--media", media, "a", "cat"],
+    );
+    assert!(sent.starts_with("sent seq 4"), "{sent}");
+    let out = dir.path().join("got.png");
+    chat(
+        &server,
+        &bob,
+        &["download", media, "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+    let found = chat(&server, &bob, &["search", "ca"]);
+    let want = format!(": a cat [media {media} image/png, 21 bytes]");
+    assert!(found.trim_end().ends_with(&want), "{found}");
+    let found = chat(&server, &bob, &["search", "--conversation", conv, "hello"]);
+    assert!(
+        found.trim_end().ends_with(": hello bob (edited)"),
+        "{found}"
+    );
 }

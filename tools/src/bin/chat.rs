@@ -105,8 +105,34 @@ enum Command {
         /// Send it as a reply to this seq of the conversation.
         #[arg(long, value_name = "SEQ")]
         reply_to: Option<u64>,
+        /// Attach this uploaded media (the id `chat upload` printed).
+        #[arg(long, value_name = "MEDIA_ID")]
+        media: Option<String>,
         #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
         text: Vec<String>,
+    },
+    /// Upload a file (up to 16 MiB) as media; prints its media id.
+    Upload {
+        file: PathBuf,
+        /// Its Content-Type (default: from the file name's extension).
+        #[arg(long)]
+        mime: Option<String>,
+    },
+    /// Download media you may read into a file.
+    Download {
+        media_id: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Search the text of your conversations (the last word may be a prefix).
+    Search {
+        /// Only this conversation.
+        #[arg(long, value_name = "ID")]
+        conversation: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
+        words: Vec<String>,
     },
     /// Give one of your messages a new text (within the server's edit window).
     Edit {
@@ -205,8 +231,21 @@ fn run(args: Args) -> CliResult {
         Command::Send {
             conversation_id,
             reply_to,
+            media,
             text,
-        } => cli.send(&conversation_id, &text.join(" "), reply_to),
+        } => cli.send(
+            &conversation_id,
+            &text.join(" "),
+            reply_to,
+            media.as_deref(),
+        ),
+        Command::Upload { file, mime } => cli.upload(&file, mime.as_deref()),
+        Command::Download { media_id, out } => cli.download(&media_id, &out),
+        Command::Search {
+            conversation,
+            limit,
+            words,
+        } => cli.search(&words.join(" "), conversation.as_deref(), limit),
         Command::Edit {
             conversation_id,
             seq,
@@ -468,7 +507,13 @@ impl Cli {
         Ok(())
     }
 
-    fn send(&self, conversation_id: &str, message: &str, reply_to: Option<u64>) -> CliResult {
+    fn send(
+        &self,
+        conversation_id: &str,
+        message: &str,
+        reply_to: Option<u64>,
+        media: Option<&str>,
+    ) -> CliResult {
         let mut ws = self.ws()?;
         let client_msg_id = random_id();
         let reference = format!("send-{client_msg_id}");
@@ -481,6 +526,9 @@ impl Cli {
         });
         if let Some(seq) = reply_to {
             event["reply_to"] = seq.into();
+        }
+        if let Some(id) = media {
+            event["media"] = json!({ "media_id": id });
         }
         ws.send(&event)?;
         let answer = ws.recv_where(ANSWER_TIMEOUT, "message.sent", |e| {
@@ -501,6 +549,68 @@ impl Cli {
                 answer["ts"].as_i64().map_or_else(|| "?".into(), clock),
                 text(&answer["message_id"])
             );
+        }
+        Ok(())
+    }
+
+    /// `chat upload`: POST /v1/media with the file's bytes.
+    fn upload(&self, file: &Path, mime: Option<&str>) -> CliResult {
+        let bytes = fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+        let mime = mime.unwrap_or_else(|| mime_of(file));
+        let token = Some(self.token());
+        let r = client::request_full(
+            &self.ep,
+            "POST",
+            "/v1/media",
+            token,
+            Some(mime),
+            Some(&bytes),
+        )?;
+        let answer: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let answer = expect_success((r.status, answer))?;
+        if self.json {
+            println!("{answer}");
+        } else {
+            println!(
+                "uploaded {} ({} bytes, {mime}): media {}",
+                file.display(),
+                text(&answer["size"]),
+                text(&answer["media_id"])
+            );
+        }
+        Ok(())
+    }
+
+    /// `chat download`: GET /v1/media/{id} into a file.
+    fn download(&self, media_id: &str, out: &Path) -> CliResult {
+        let path = format!("/v1/media/{}", encode_query_value(media_id));
+        let r = client::request_full(&self.ep, "GET", &path, Some(self.token()), None, None)?;
+        if r.status != 200 {
+            let answer: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            expect_success((r.status, answer))?;
+        }
+        fs::write(out, &r.body).map_err(|e| format!("writing {}: {e}", out.display()))?;
+        println!("saved {} bytes to {}", r.body.len(), out.display());
+        Ok(())
+    }
+
+    /// `chat search`: GET /v1/search, newest first.
+    fn search(&self, words: &str, conversation: Option<&str>, limit: u32) -> CliResult {
+        let mut path = format!("/v1/search?q={}&limit={limit}", encode_query_value(words));
+        if let Some(conv) = conversation {
+            path.push_str(&format!("&conversation_id={}", encode_query_value(conv)));
+        }
+        let found = self.get(&path)?;
+        if self.json {
+            println!("{found}");
+            return Ok(());
+        }
+        let messages = found["messages"].as_array().cloned().unwrap_or_default();
+        if messages.is_empty() {
+            println!("nothing found");
+        }
+        for m in &messages {
+            println!("{}", self.message_line(m));
         }
         Ok(())
     }
@@ -726,12 +836,33 @@ impl Cli {
         }
         line.push_str(&body_text(&m["body"]));
         if !m["media"].is_null() {
-            line.push_str(&format!(" [media {}]", compact(&m["media"])));
+            let media = &m["media"];
+            line.push_str(&format!(
+                " [media {} {}, {} bytes]",
+                text(&media["media_id"]),
+                text(&media["mime"]),
+                text(&media["size"])
+            ));
         }
         if !m["edited"].is_null() {
             line.push_str(" (edited)");
         }
         line
+    }
+}
+
+/// A Content-Type from a file name's extension.
+fn mime_of(file: &Path) -> &'static str {
+    let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext.to_ascii_lowercase().as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "txt" => "text/plain",
+        "pdf" => "application/pdf",
+        "mp4" => "video/mp4",
+        _ => "application/octet-stream",
     }
 }
 
