@@ -222,8 +222,13 @@ fn run(args: Args) -> CliResult {
         profile,
         json: args.json,
     };
-    match args.command {
-        Command::Login { .. } => unreachable!("handled above"),
+    dispatch(&cli, args.command)
+}
+
+/// Every command but `login`.
+fn dispatch(cli: &Cli, command: Command) -> CliResult {
+    match command {
+        Command::Login { .. } => unreachable!("handled in run"),
         Command::Me => cli.me(),
         Command::Conversations => cli.conversations(),
         Command::Direct { phone } => cli.direct(&phone),
