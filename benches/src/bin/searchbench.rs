@@ -13,9 +13,9 @@
 //! also restarts chatd to time the index's rebuild from the log, and
 //! reads the index's memory from `/stats`. Prints a Markdown table.
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use chat_benches::server::{start, Server};
 use chat_tools::client::{self, Endpoint, Session, Ws};
 use serde_json::json;
 
@@ -24,6 +24,7 @@ const VOCABULARY: usize = 30_000;
 const QUERIES: usize = 1_500;
 const WINDOW: usize = 256;
 const WAIT: Duration = Duration::from_secs(30);
+const SEARCH_FLAGS: &[&str] = &["--send-rate", "1000000", "--send-burst", "1000000"];
 
 struct Rng(u64);
 impl Rng {
@@ -77,67 +78,6 @@ impl Words {
             .collect();
         picked.join(" ")
     }
-}
-
-struct Server {
-    child: Child,
-    http: Endpoint,
-    ops: String,
-}
-
-fn start(chatd: &str, dir: &std::path::Path) -> Server {
-    let log = dir.join("out");
-    let child = Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            chatd,
-            "--cores",
-            "1",
-            "--listen",
-            "127.0.0.1:0",
-            "--ops-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--otp-sink")
-        .arg(format!("file:{}", dir.join("otp").display()))
-        .args(["--send-rate", "1000000", "--send-burst", "1000000"])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.join("err")).unwrap())
-        .spawn()
-        .expect("start chatd");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("chatd ready http=").nth(1) {
-            let line = rest.lines().next().unwrap();
-            let http = line
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_start_matches("http://");
-            let ops = line
-                .split("ops=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            let http = Endpoint::parse(&format!("http://{http}"), None).unwrap();
-            return Server {
-                child,
-                http,
-                ops: ops.trim_start_matches("http://").to_owned(),
-            };
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut child = child;
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("chatd was not ready within 120 s");
 }
 
 fn search_index_bytes(server: &Server) -> (u64, u64) {
@@ -279,7 +219,7 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("searchbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut server = start(&chatd, &dir);
+    let mut server = start(&chatd, &dir, SEARCH_FLAGS);
     let p = people(&server, &dir.join("otp"));
     let mut rng = Rng(0x5eed_1234_abcd);
     let t = Instant::now();
@@ -295,7 +235,7 @@ fn main() {
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     let _ = server.child.wait();
     let t = Instant::now();
-    server = start(&chatd, &dir);
+    server = start(&chatd, &dir, SEARCH_FLAGS);
     let restart = t.elapsed().as_secs_f64();
     let err = std::fs::read_to_string(dir.join("err")).unwrap_or_default();
     let built: Vec<&str> = err
