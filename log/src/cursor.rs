@@ -72,6 +72,11 @@ impl Cursor {
         }
     }
 
+    /// Whether this cursor reads `file` (not a file that replaced it).
+    pub fn reads(&self, file: &Rc<LogFile>) -> bool {
+        Rc::ptr_eq(&self.file, file)
+    }
+
     pub fn pos(&self) -> u64 {
         self.pos
     }

@@ -20,6 +20,7 @@
 //! - `durable.rs`     durability futures
 //! - `reader.rs`      read one offset, a range, or iterate
 //! - `maintenance.rs` truncate the end, drop the start, retention
+//! - `compact.rs`     seal the active segment; rewrite a sealed one with payloads replaced (erasure)
 //! - `start.rs`       the persisted first offset
 //! - `snapshot.rs`    the state machine's snapshot, streamed in chunks
 //! - `archive.rs`     rkyv payloads with validation
@@ -35,6 +36,7 @@ pub mod constants;
 
 mod appender;
 mod archive;
+mod compact;
 mod cursor;
 mod durable;
 mod error;
@@ -52,6 +54,7 @@ mod types;
 
 pub use appender::{Appended, Entry};
 pub use archive::to_archive;
+pub use compact::Rewritten;
 pub use durable::DurableFuture;
 pub use error::{LogError, Result};
 pub use file::write_atomic;

@@ -35,7 +35,7 @@ pub struct Retained {
 }
 
 impl Log {
-    async fn lock_and_flush(&self) -> Result<glommio::sync::Permit<'_>> {
+    pub(crate) async fn lock_and_flush(&self) -> Result<glommio::sync::Permit<'_>> {
         self.state().check_open()?;
         let permit = self
             .shared

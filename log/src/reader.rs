@@ -36,7 +36,7 @@ impl PartialEq for Record {
 impl Eq for Record {}
 
 impl Record {
-    fn from_found(found: &Found, chunk: &[u8]) -> Record {
+    pub(crate) fn from_found(found: &Found, chunk: &[u8]) -> Record {
         let bytes = &chunk[found.payload.clone()];
         let mut payload = AlignedVec::with_capacity(bytes.len());
         payload.extend_from_slice(bytes);
@@ -186,7 +186,7 @@ impl LogReader {
     /// The next durable record, `None` past the last durable one.
     pub async fn next(&mut self) -> Option<Result<Record>> {
         let target = self.next;
-        let (base, limit) = {
+        let (base, limit, file) = {
             let state = self.log.state();
             if let Err(e) = state.check_open() {
                 return Some(Err(e));
@@ -198,9 +198,11 @@ impl LogReader {
                 return Some(Err(e));
             }
             let (base, segment) = state.segments.range(..=target).next_back().unwrap();
-            (*base, segment.size)
+            (*base, segment.size, segment.file.clone())
         };
-        if self.cursor.as_ref().map(|(b, _)| *b) != Some(base) {
+        // A rewritten segment (compaction) has a new file: locate again.
+        let same = |(b, c): &(Offset, Cursor)| *b == base && c.reads(&file);
+        if !self.cursor.as_ref().is_some_and(same) {
             let located = match self.log.locate(target) {
                 Ok(located) => located,
                 Err(e) => return Some(Err(e)),
