@@ -16,7 +16,7 @@
 
 use std::rc::Rc;
 
-use crate::constants::{SCAN_CHUNK_BYTES, SECTOR_SIZE_BYTES};
+use crate::constants::{REWRITE_BUFFER_BYTES, SCAN_CHUNK_BYTES, SECTOR_SIZE_BYTES};
 use crate::cursor::Cursor;
 use crate::error::{LogError, Result};
 use crate::file::{sync_dir, LogFile};
@@ -27,10 +27,6 @@ use crate::reader::Record;
 use crate::record::{encode, Meta};
 use crate::segment::{corrupt, segment_name};
 use crate::types::Offset;
-
-/// Bytes of new frames buffered before they are written.
-const REWRITE_BUFFER_BYTES: usize = 1024 * 1024;
-const _: () = assert!(REWRITE_BUFFER_BYTES % SECTOR_SIZE_BYTES == 0);
 
 /// What a rewrite did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -60,3 +60,8 @@ const _: () = assert!(SEGMENT_SIZE_BYTES_DEFAULT <= SEGMENT_SIZE_BYTES_MAX);
 const _: () = assert!(SEGMENT_SIZE_BYTES_MIN.is_multiple_of(SECTOR_SIZE_BYTES as u64));
 // A segment may exceed its roll size by one batch; positions must fit u32.
 const _: () = assert!(SEGMENT_SIZE_BYTES_MAX + (BATCH_SIZE_BYTES_MAX as u64) < u32::MAX as u64);
+
+/// A segment rewrite (compaction) buffers this many bytes of new frames
+/// before it writes them.
+pub const REWRITE_BUFFER_BYTES: usize = 1024 * 1024;
+const _: () = assert!(REWRITE_BUFFER_BYTES.is_multiple_of(SECTOR_SIZE_BYTES));
