@@ -21,7 +21,7 @@ fn a_rewrite_replaces_payloads_and_keeps_everything_else() {
     run(move || async move {
         let log = Log::open(&path, small_config(16 * 1024)).await.unwrap();
         for i in 1..=400u64 {
-            let bytes = if i % 7 == 0 {
+            let bytes = if i.is_multiple_of(7) {
                 secret(i)
             } else {
                 payload(i, (i * 13 % 500) as usize)
@@ -49,7 +49,7 @@ fn a_rewrite_replaces_payloads_and_keeps_everything_else() {
             }
             let done = log
                 .rewrite_segment(s.base, &mut |r| {
-                    (r.offset.0 % 7 == 0).then(|| b"gone".to_vec())
+                    r.offset.0.is_multiple_of(7).then(|| b"gone".to_vec())
                 })
                 .await
                 .unwrap();
@@ -67,7 +67,7 @@ fn a_rewrite_replaces_payloads_and_keeps_everything_else() {
             for (i, r) in records.iter().enumerate() {
                 let o = i as u64 + 1;
                 assert_eq!((r.offset, r.term), (Offset(o), Term(1 + o / 150)));
-                let want = if o % 7 == 0 {
+                let want = if o.is_multiple_of(7) {
                     b"gone".to_vec()
                 } else {
                     payload(o, (o * 13 % 500) as usize)
