@@ -11,10 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::constants::{
-    CONNECTIONS_PER_CORE_MAX, EDIT_WINDOW_SECONDS_DEFAULT, FANOUT_ON_READ_MEMBERS_DEFAULT,
-    GROUP_MEMBERS_DEFAULT, GROUP_MEMBERS_LIMIT, KEY_FETCHES_PER_MINUTE_DEFAULT, OUTBOX_FRAMES_MAX,
-    SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT, SHARDS_MAX, SNAPSHOT_RECORDS_INTERVAL,
-    TOKEN_TTL_SECONDS_DEFAULT,
+    COMPACT_INTERVAL_SECONDS_DEFAULT, CONNECTIONS_PER_CORE_MAX, EDIT_WINDOW_SECONDS_DEFAULT,
+    FANOUT_ON_READ_MEMBERS_DEFAULT, GROUP_MEMBERS_DEFAULT, GROUP_MEMBERS_LIMIT,
+    KEY_FETCHES_PER_MINUTE_DEFAULT, OUTBOX_FRAMES_MAX, SEND_BURST_DEFAULT,
+    SEND_RATE_PER_SECOND_DEFAULT, SHARDS_MAX, SNAPSHOT_RECORDS_INTERVAL, TOKEN_TTL_SECONDS_DEFAULT,
 };
 
 #[derive(Parser, Debug)]
@@ -112,6 +112,11 @@ pub struct Flags {
     /// Records between two snapshots of a shard [default: 200000]
     #[arg(long)]
     pub snapshot_records: Option<u64>,
+    /// Seconds between two erasure compactions of each shard's log: deleted,
+    /// vanished and erased content is gone from disk within twice this
+    /// plus 5 s [default: 3600]
+    #[arg(long)]
+    pub compact_interval_seconds: Option<u64>,
     /// This node's id in a cluster (goes with --peers)
     #[arg(long)]
     pub node_id: Option<u64>,
@@ -198,6 +203,7 @@ pub struct Config {
     pub outbox_frames_max: usize,
     pub connections_per_core_max: usize,
     pub snapshot_records: u64,
+    pub compact_interval_seconds: u64,
     /// `None`: a single node (no `--peers`).
     pub cluster: Option<ClusterConfig>,
 }
@@ -244,6 +250,10 @@ impl Config {
             outbox_frames_max: pick!(outbox_frames, OUTBOX_FRAMES_MAX),
             connections_per_core_max: pick!(connections_per_core, CONNECTIONS_PER_CORE_MAX),
             snapshot_records: pick!(snapshot_records, SNAPSHOT_RECORDS_INTERVAL),
+            compact_interval_seconds: pick!(
+                compact_interval_seconds,
+                COMPACT_INTERVAL_SECONDS_DEFAULT
+            ),
             cluster,
         };
         config.validate(online)?;
@@ -273,6 +283,9 @@ impl Config {
         }
         if self.snapshot_records == 0 {
             return Err("--snapshot-records must be positive".into());
+        }
+        if self.compact_interval_seconds == 0 {
+            return Err("--compact-interval-seconds must be positive".into());
         }
         if self.key_fetches_per_minute == 0 {
             return Err("--key-fetches-per-minute must be positive".into());

@@ -152,6 +152,11 @@ pub const PHONE_DIGITS_MAX: usize = 15;
 /// A snapshot is taken after this many records since the last one.
 pub const SNAPSHOT_RECORDS_INTERVAL: u64 = 200_000;
 
+/// Seconds between two erasure compactions of a shard's log (the contract:
+/// erased bytes gone from disk within 24 h).
+pub const COMPACT_INTERVAL_SECONDS_DEFAULT: u64 = 3600;
+const _: () = assert!(2 * COMPACT_INTERVAL_SECONDS_DEFAULT + 5 <= 24 * 3600);
+
 /// Shards of a data directory (fixed when it is created).
 pub const SHARDS_MAX: usize = 1024;
 

@@ -756,3 +756,53 @@ fn a_node_started_alone_opens_its_client_port_answers_unavailable_and_serves_onc
     let mut ws = c.nodes[0].ws(&alice);
     assert_eq!(send_until_sent(&mut ws, &conv, "a1", "hello"), 1);
 }
+
+/// The erasure compaction runs on every node: a deleted message's body
+/// leaves all three data directories, and every node (one of them
+/// restarted) still shows it deleted.
+#[test]
+fn a_deleted_body_leaves_every_node_s_disk() {
+    let mut c = Cluster::start_with(&["--compact-interval-seconds", "1"]);
+    wait_balanced(&c);
+    let alice = c.nodes[0].user("+15550100801", "alice");
+    let bob = c.nodes[0].user("+15550100802", "bob");
+    let conv = c.nodes[0].direct(&alice, &bob);
+    let (mut a, _) = c.nodes[0].ws_synced(&alice);
+    let marker = format!("zzclustered{}marker", std::process::id());
+    common::send(&mut a, &conv, "m1", &format!("soon gone {marker}"));
+    common::send(&mut a, &conv, "m2", "stays");
+    let delete = serde_json::json!({"type": "message.delete", "conversation_id": conv, "seq": 1});
+    a.call(delete, common::WAIT).expect("deleted");
+    let markers = [marker.clone()];
+    let started = std::time::Instant::now();
+    for n in &c.nodes {
+        while !common::markers_on_disk(&n.data_dir(), &markers).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the body is still on a node's disk"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    drop(a);
+    c.nodes[1].kill9();
+    c.nodes[1].spawn();
+    let back = &c.nodes[1];
+    common::wait_until("node 2 ready", || {
+        (back.ops_get("/readyz").0 == 200).then_some(())
+    });
+    for n in &c.nodes {
+        let h = common::wait_until("history", || {
+            let (status, v) = n.rest(
+                "GET",
+                &format!("/v1/conversations/{conv}/messages"),
+                Some(&bob.token),
+                None,
+            );
+            (status == 200).then_some(v)
+        });
+        assert_eq!(h["messages"][0]["deleted"], true, "{h}");
+        assert_eq!(h["messages"][1]["body"]["text"], "stays", "{h}");
+        assert!(common::markers_on_disk(&n.data_dir(), &markers).is_empty());
+    }
+}

@@ -65,3 +65,5 @@ const _: () = assert!(SEGMENT_SIZE_BYTES_MAX + (BATCH_SIZE_BYTES_MAX as u64) < u
 /// before it writes them.
 pub const REWRITE_BUFFER_BYTES: usize = 1024 * 1024;
 const _: () = assert!(REWRITE_BUFFER_BYTES.is_multiple_of(SECTOR_SIZE_BYTES));
+/// A rewrite lets the core's other tasks run after this many records.
+pub const REWRITE_YIELD_RECORDS: u64 = 64;

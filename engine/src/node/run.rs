@@ -281,6 +281,7 @@ async fn core_main(
         stop.clone(),
     ));
     spawn_ticker(core.clone());
+    spawn_compactor(&core, Duration::from_secs(config.compact_interval_seconds));
     let _ = tx.send(Ok((id.0, ops_addr)));
     while !shared.stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -470,6 +471,26 @@ fn spawn_ticker(core: Rc<Core>) {
         loop {
             glommio::timer::sleep(Duration::from_secs(1)).await;
             core.drain_log_latencies();
+        }
+    })
+    .detach();
+}
+
+/// Every `interval`: the erasure compaction of each of this core's shards
+/// (`shard/compact.rs`), one shard after the other.
+fn spawn_compactor(core: &Rc<Core>, interval: Duration) {
+    let shards: Vec<Rc<Shard>> = core.local_shards().cloned().collect();
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(interval).await;
+            for shard in &shards {
+                if shard.log.is_closed() {
+                    return;
+                }
+                if let Err(e) = shard.compact().await {
+                    tracing::warn!(shard = shard.id.0, error = %e, "compaction failed (next run retries)");
+                }
+            }
         }
     })
     .detach();

@@ -341,6 +341,19 @@ impl LogStore for MemLog {
         taken
     }
 
+    fn seal_for_compaction(&self) -> LocalBoxFuture<'_, LogResult<Vec<Offset>>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    fn rewrite_segment<'a>(
+        &'a self,
+        base: Offset,
+        _scrub: &'a mut dyn FnMut(&Record) -> Option<Vec<u8>>,
+    ) -> LocalBoxFuture<'a, LogResult<chat_log::Rewritten>> {
+        let e = LogError::Invalid(format!("an in-memory log has no segment {base}"));
+        Box::pin(std::future::ready(Err(e)))
+    }
+
     fn is_closed(&self) -> bool {
         self.inner.borrow().closed
     }

@@ -16,6 +16,7 @@
 //! - `replicated.rs`   cluster mode: propose, apply committed entries, forward, read index
 //! - `effect_queue.rs` effects held until durable, released in log order
 //! - `effects.rs`      carrying out each `Effect`
+//! - `compact.rs`      the erasure compaction: erased bodies removed from the segment files
 //! - `recover.rs`      snapshot + replay (other record kinds pass by)
 //! - `snapshotter.rs`  chunked snapshots in the background
 //! - `soft.rs`         soft state: online devices, pointers, watchers, OTP codes
@@ -31,6 +32,7 @@
 
 pub mod cache;
 pub mod clock;
+pub mod compact;
 pub mod conn;
 pub mod current;
 pub mod effect_queue;

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chat_log::{Entry, IoStats, Log, LogError, Offset, Record, Term};
+use chat_log::{Entry, IoStats, Log, LogError, Offset, Record, Rewritten, Term};
 
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 pub type LogResult<T> = Result<T, LogError>;
@@ -59,6 +59,17 @@ pub trait LogStore {
     fn begin_snapshot(&self) -> LocalBoxFuture<'_, LogResult<Box<dyn SnapshotSink>>>;
     fn open_snapshot(&self) -> LocalBoxFuture<'_, LogResult<Option<Box<dyn SnapshotSource>>>>;
     fn take_io_stats(&self) -> IoStats;
+    /// Erasure: seals the active segment (if it holds records) and answers
+    /// the first offsets of the sealed segments; an in-memory log has
+    /// none (there is no disk to erase from).
+    fn seal_for_compaction(&self) -> LocalBoxFuture<'_, LogResult<Vec<Offset>>>;
+    /// Erasure: rewrites the sealed segment at `base` with `scrub`'s
+    /// payloads where it gives one (chat-log's `rewrite_segment`).
+    fn rewrite_segment<'a>(
+        &'a self,
+        base: Offset,
+        scrub: &'a mut dyn FnMut(&Record) -> Option<Vec<u8>>,
+    ) -> LocalBoxFuture<'a, LogResult<Rewritten>>;
     /// True once closed (shutdown, or a simulated crash).
     fn is_closed(&self) -> bool;
     fn close(&self) -> LocalBoxFuture<'_, LogResult<()>>;
@@ -160,6 +171,23 @@ impl LogStore for Log {
 
     fn take_io_stats(&self) -> IoStats {
         Log::take_io_stats(self)
+    }
+
+    fn seal_for_compaction(&self) -> LocalBoxFuture<'_, LogResult<Vec<Offset>>> {
+        Box::pin(async move {
+            Log::seal_active(self).await?;
+            let segments = Log::segments(self);
+            let sealed = segments.len().saturating_sub(1);
+            Ok(segments[..sealed].iter().map(|s| s.base).collect())
+        })
+    }
+
+    fn rewrite_segment<'a>(
+        &'a self,
+        base: Offset,
+        scrub: &'a mut dyn FnMut(&Record) -> Option<Vec<u8>>,
+    ) -> LocalBoxFuture<'a, LogResult<Rewritten>> {
+        Box::pin(Log::rewrite_segment(self, base, scrub))
     }
 
     fn is_closed(&self) -> bool {

@@ -387,3 +387,28 @@ pub fn media_files(server: &Server) -> usize {
         .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
         .sum()
 }
+
+/// The markers found in some file under `dir`.
+pub fn markers_on_disk(dir: &std::path::Path, markers: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            for m in markers {
+                if bytes.windows(m.len()).any(|w| w == m.as_bytes()) && !found.contains(m) {
+                    found.push(m.clone());
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod conv;
+pub mod erasure;
 pub mod history;
 pub mod keys;
 pub mod me;

@@ -1,0 +1,137 @@
+//! The erasure compaction (PROTOCOL.md "Account deletion and retention"):
+//! with `--compact-interval-seconds 1`, the bytes of a deleted message,
+//! of an edited message's first body, of a message that vanished and of
+//! a deleted account's message are gone from every file under the data
+//! directory within 2·1 + 5 s; what must stay (a kept message, the latest
+//! body) stays, and history and search read the same after a kill -9.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chat_tools::client::{ClientError, Ws};
+use common::*;
+use serde_json::{json, Value};
+
+fn call(ws: &mut Ws, event: Value) {
+    match ws.call(event, WAIT) {
+        Ok(_) => {}
+        Err(ClientError::Remote { code, .. }) => panic!("refused: {code}"),
+        Err(e) => panic!("no answer: {e}"),
+    }
+}
+
+#[test]
+fn erased_bytes_leave_the_disk_within_the_deadline_and_what_stays_reads_the_same() {
+    let mut server = Server::start_with(&["--compact-interval-seconds", "1"]);
+    let tag = std::process::id();
+    let mark = |what: &str| format!("zz{what}{tag}marker");
+    let (deleted, first_body, vanished, erased) = (
+        mark("deleted"),
+        mark("firstbody"),
+        mark("vanished"),
+        mark("erased"),
+    );
+    let (kept, latest) = (mark("kept"), mark("latest"));
+    let alice = server.user("+15550900001", "alice");
+    let bob = server.user("+15550900002", "bob");
+    let carol = server.user("+15550900003", "carol");
+    let ab = server.direct(&alice, &bob);
+    let bc = server.direct(&bob, &carol);
+    let (mut a, _) = server.ws_synced(&alice);
+    let (mut c, _) = server.ws_synced(&carol);
+    send(&mut a, &ab, "m1", &format!("this goes: {deleted}"));
+    call(
+        &mut a,
+        json!({"type": "message.delete", "conversation_id": ab, "seq": 1}),
+    );
+    send(&mut a, &ab, "m2", &format!("typo {first_body}"));
+    let edit = json!({"type": "message.edit", "conversation_id": ab, "seq": 2, "body": {"text": format!("fixed {latest}")}});
+    call(&mut a, edit);
+    let path = format!("/v1/conversations/{ab}");
+    let on = json!({"disappearing_seconds": 1});
+    assert_eq!(
+        server.rest("PATCH", &path, Some(&alice.token), Some(&on)).0,
+        204
+    );
+    send(&mut a, &ab, "m3", &format!("soon gone {vanished}"));
+    let off = json!({"disappearing_seconds": 0});
+    assert_eq!(
+        server
+            .rest("PATCH", &path, Some(&alice.token), Some(&off))
+            .0,
+        204
+    );
+    send(&mut a, &ab, "m4", &format!("stays {kept}"));
+    send(&mut c, &bc, "c1", &format!("carol's {erased}"));
+    drop(c);
+    assert_eq!(
+        server.rest("DELETE", "/v1/me", Some(&carol.token), None).0,
+        202
+    );
+    let t = Instant::now();
+
+    let gone = [
+        deleted.clone(),
+        first_body.clone(),
+        vanished.clone(),
+        erased.clone(),
+    ];
+    let dir = server.data_dir();
+    assert_eq!(
+        markers_on_disk(&dir, &gone).len(),
+        4,
+        "the markers were written"
+    );
+    // Within 2·N + 5 s of the last of them (the vanished one expires 1 s
+    // after it was sent).
+    let deadline = Duration::from_secs(2 + 5 + 1);
+    while !markers_on_disk(&dir, &gone).is_empty() {
+        assert!(
+            t.elapsed() < deadline,
+            "still on disk after {:?}: {:?}",
+            t.elapsed(),
+            markers_on_disk(&dir, &gone)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut stays = vec![kept.clone(), latest.clone()];
+    stays.sort();
+    assert_eq!(markers_on_disk(&dir, &stays), stays, "what must stay stays");
+
+    let check = |server: &Server| {
+        let h = server.history(&bob, &ab, "");
+        let h = h["messages"].as_array().unwrap();
+        assert_eq!(seqs(&Value::Array(h.clone())), [1, 2, 4], "seq 3 vanished");
+        assert_eq!(h[0]["deleted"], true);
+        assert_eq!(h[1]["body"]["text"], format!("fixed {latest}"));
+        assert!(h[1]["edited"].is_u64());
+        assert_eq!(h[2]["body"]["text"], format!("stays {kept}"));
+        let g = server.history(&bob, &bc, "");
+        assert_eq!(g["messages"][0]["deleted"], true, "{g}");
+        let (st, found) = server.rest(
+            "GET",
+            &format!("/v1/search?q={latest}"),
+            Some(&bob.token),
+            None,
+        );
+        assert_eq!(
+            (st, found["messages"][0]["seq"].as_u64()),
+            (200, Some(2)),
+            "{found}"
+        );
+        let (_, none) = server.rest(
+            "GET",
+            &format!("/v1/search?q={first_body}"),
+            Some(&bob.token),
+            None,
+        );
+        assert_eq!(none["messages"], json!([]));
+    };
+    check(&server);
+    drop(a);
+    server.kill9();
+    server.restart();
+    check(&server);
+    assert!(markers_on_disk(&dir, &gone).is_empty());
+}
