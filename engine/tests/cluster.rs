@@ -770,10 +770,19 @@ fn a_deleted_body_leaves_every_node_s_disk() {
     let (mut a, _) = c.nodes[0].ws_synced(&alice);
     let marker = format!("zzclustered{}marker", std::process::id());
     common::send(&mut a, &conv, "m1", &format!("soon gone {marker}"));
+    let markers = [marker.clone()];
+    let holding = c
+        .nodes
+        .iter()
+        .filter(|n| !common::markers_on_disk(&n.data_dir(), &markers).is_empty())
+        .count();
+    assert!(
+        holding >= 2,
+        "a majority holds the message at message.sent: {holding}"
+    );
     common::send(&mut a, &conv, "m2", "stays");
     let delete = serde_json::json!({"type": "message.delete", "conversation_id": conv, "seq": 1});
     a.call(delete, common::WAIT).expect("deleted");
-    let markers = [marker.clone()];
     let started = std::time::Instant::now();
     for n in &c.nodes {
         while !common::markers_on_disk(&n.data_dir(), &markers).is_empty() {
