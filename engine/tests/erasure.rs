@@ -45,7 +45,7 @@ fn erased_bytes_leave_the_disk_within_the_deadline_and_what_stays_reads_the_same
     // whatever makes it go.
     let written = |m: &String| {
         let found = markers_on_disk(&dir, std::slice::from_ref(m));
-        assert_eq!(found, [m.clone()], "{m} written");
+        assert_eq!(found, std::slice::from_ref(m), "{m} written");
     };
     send(&mut a, &ab, "m1", &format!("this goes: {deleted}"));
     written(&deleted);
