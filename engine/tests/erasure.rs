@@ -9,17 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chat_tools::client::{ClientError, Ws};
 use common::*;
 use serde_json::{json, Value};
-
-fn call(ws: &mut Ws, event: Value) {
-    match ws.call(event, WAIT) {
-        Ok(_) => {}
-        Err(ClientError::Remote { code, .. }) => panic!("refused: {code}"),
-        Err(e) => panic!("no answer: {e}"),
-    }
-}
 
 #[test]
 fn erased_bytes_leave_the_disk_within_the_deadline_and_what_stays_reads_the_same() {
@@ -49,14 +40,14 @@ fn erased_bytes_leave_the_disk_within_the_deadline_and_what_stays_reads_the_same
     };
     send(&mut a, &ab, "m1", &format!("this goes: {deleted}"));
     written(&deleted);
-    call(
+    call_ok(
         &mut a,
         json!({"type": "message.delete", "conversation_id": ab, "seq": 1}),
     );
     send(&mut a, &ab, "m2", &format!("typo {first_body}"));
     written(&first_body);
     let edit = json!({"type": "message.edit", "conversation_id": ab, "seq": 2, "body": {"text": format!("fixed {latest}")}});
-    call(&mut a, edit);
+    call_ok(&mut a, edit);
     let path = format!("/v1/conversations/{ab}");
     let on = json!({"disappearing_seconds": 2});
     assert_eq!(

@@ -6,9 +6,9 @@
 
 mod common;
 
-use chat_tools::client::{ClientError, Session, Ws};
+use chat_tools::client::Session;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn search(server: &Server, s: &Session, query: &str) -> Vec<(String, u64)> {
     let (status, v) = server.rest("GET", &format!("/v1/search?{query}"), Some(&s.token), None);
@@ -24,14 +24,6 @@ fn search(server: &Server, s: &Session, query: &str) -> Vec<(String, u64)> {
             )
         })
         .collect()
-}
-
-fn call(ws: &mut Ws, event: Value) {
-    match ws.call(event, WAIT) {
-        Ok(_) => {}
-        Err(ClientError::Remote { code, .. }) => panic!("refused: {code}"),
-        Err(e) => panic!("no answer: {e}"),
-    }
 }
 
 #[test]
@@ -52,7 +44,7 @@ fn search_finds_current_text_the_caller_may_read_newest_first_and_across_a_kill_
     send(&mut c, &bc, "m4", "lunch with carol"); // bc 1
     let cipher = json!({"type": "message.send", "conversation_id": ab, "client_msg_id": "m5",
         "body": {"ciphertext": "bHVuY2g="}});
-    call(&mut a, cipher); // 4: never indexed
+    call_ok(&mut a, cipher); // 4: never indexed
 
     let hit = |conv: &str, seq: u64| (conv.to_owned(), seq);
     assert_eq!(
@@ -92,11 +84,11 @@ fn search_finds_current_text_the_caller_may_read_newest_first_and_across_a_kill_
     );
 
     // An edit is found by its new text only; a deleted message never.
-    call(
+    call_ok(
         &mut a,
         json!({"type": "message.edit", "conversation_id": ab, "seq": 3, "body": {"text": "supper instead"}}),
     );
-    call(
+    call_ok(
         &mut a,
         json!({"type": "message.delete", "conversation_id": ab, "seq": 1}),
     );

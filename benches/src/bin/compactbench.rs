@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use chat_benches::percentile;
 use chat_benches::server::{start, Server};
 use chat_tools::client::{self, Session, Ws};
 use serde_json::json;
@@ -28,14 +29,6 @@ const FLAGS: &[&str] = &[
     "--compact-interval-seconds",
     "30",
 ];
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
-}
 
 /// Sends `n` messages of ~70 bytes into `convs` from `ws`, `WINDOW` at a time.
 fn load(ws: &mut Ws, convs: &[String], n: usize) {
@@ -203,8 +196,8 @@ fn main() {
         let max = v.iter().cloned().fold(f64::NAN, f64::max);
         println!(
             "| {name} | {len} | {:.2} | {:.2} | {max:.2} |",
-            pct(v, 0.5),
-            pct(v, 0.99)
+            percentile(v, 0.5),
+            percentile(v, 0.99)
         );
     }
     let _ = server.child.kill();

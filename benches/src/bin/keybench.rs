@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use chat_benches::percentile;
 use chat_benches::server::start;
 use chat_tools::client::{self, Endpoint, Session};
 use serde_json::json;
@@ -115,14 +116,12 @@ fn main() {
         v["devices"][0]["one_time_prekey"].is_null(),
         "all handed out: {v}"
     );
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     let total = TARGETS * PREKEYS;
     println!(
         "{total} one-time prekeys fetched by {callers} callers in {secs:.2} s: {:.0} fetches/s, p50 {:.2} ms, p99 {:.2} ms; none twice",
         total as f64 / secs,
-        pct(0.5),
-        pct(0.99)
+        percentile(&mut times, 0.5),
+        percentile(&mut times, 0.99)
     );
     let _ = server.child.kill();
     let _ = server.child.wait();

@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use chat_benches::percentile;
 use chat_benches::server::{start, Server};
 use chat_tools::client::{self, Endpoint, Session, Ws};
 use serde_json::json;
@@ -108,11 +109,6 @@ fn send_all(ws: &mut Ws, batch: &[(String, String)]) {
     }
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
-}
-
 /// The senders, the receivers, and the conversation of each pair.
 struct People {
     senders: Vec<Session>,
@@ -202,7 +198,7 @@ fn measure(server: &Server, p: &People, stored: &[(usize, usize, String)], rng: 
             results += found.len();
         }
         let mean = results as f64 / times.len() as f64;
-        let (p50, p99) = (pct(&mut times, 0.5), pct(&mut times, 0.99));
+        let (p50, p99) = (percentile(&mut times, 0.5), percentile(&mut times, 0.99));
         println!("| {name} | {p50:.2} | {p99:.2} | {mean:.1} |");
     }
 }

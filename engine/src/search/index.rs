@@ -223,7 +223,6 @@ pub struct SearchIndex {
     conv_docs: Vec<Vec<u32>>,
     slots: HashMap<u64, u32>,
     convs: Vec<u64>,
-    postings: u64,
 }
 
 impl SearchIndex {
@@ -256,7 +255,6 @@ impl SearchIndex {
                     self.terms.insert(t.into_boxed_str(), p);
                 }
             }
-            self.postings += 1;
         }
         true
     }
@@ -397,11 +395,6 @@ impl SearchIndex {
     /// Documents added.
     pub fn docs(&self) -> u64 {
         self.docs.len() as u64
-    }
-
-    /// (document, term) pairs stored.
-    pub fn postings(&self) -> u64 {
-        self.postings
     }
 
     /// Bytes of memory held, estimated from capacities (BTreeMap nodes

@@ -412,3 +412,12 @@ pub fn markers_on_disk(dir: &std::path::Path, markers: &[String]) -> Vec<String>
     found.sort();
     found
 }
+
+/// Sends `event` and waits for its answer; panics on a refusal.
+pub fn call_ok(ws: &mut Ws, event: Value) {
+    match ws.call(event, WAIT) {
+        Ok(_) => {}
+        Err(client::ClientError::Remote { code, .. }) => panic!("refused: {code}"),
+        Err(e) => panic!("no answer: {e}"),
+    }
+}

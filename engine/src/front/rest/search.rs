@@ -22,7 +22,7 @@ use crate::search::words::Query;
 use crate::shard::current::Shown;
 use crate::shard::mesh::call;
 use crate::shard::ops::conversations::ListConvs;
-use crate::shard::ops::search::{Search, Within};
+use crate::shard::ops::search::{newest_first, Search, Within};
 use crate::wire::message_object;
 
 fn parse_query(req: &Request) -> Result<Query, ApiError> {
@@ -89,10 +89,7 @@ pub async fn search(core: &Rc<Core>, caller: Caller, req: &Request) -> Handled {
             found
         }
     };
-    found.sort_by(|a, b| {
-        let key = |m: &Shown| (m.message.ts, m.message.seq, m.message.conv);
-        key(b).cmp(&key(a))
-    });
+    found.sort_by(newest_first);
     found.truncate(limit);
     let mut out = String::from("{\"messages\":[");
     for (i, m) in found.iter().enumerate() {

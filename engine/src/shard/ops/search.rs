@@ -59,7 +59,9 @@ impl ShardOp for Search {
     }
 }
 
-fn newest_first(a: &Shown, b: &Shown) -> std::cmp::Ordering {
+/// The order of search results: newest first (ts, then seq, then
+/// conversation).
+pub fn newest_first(a: &Shown, b: &Shown) -> std::cmp::Ordering {
     let key = |m: &Shown| (m.message.ts, m.message.seq, m.message.conv);
     key(b).cmp(&key(a))
 }
