@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chat_net::client::Url;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
@@ -178,7 +179,7 @@ pub struct PeerTlsFiles {
 pub enum OtpSink {
     Log,
     File(PathBuf),
-    Webhook(String),
+    Webhook(Url),
 }
 
 /// The resolved configuration.
@@ -192,7 +193,8 @@ pub struct Config {
     pub shards: usize,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub otp_sink: OtpSink,
-    pub push_gateway: Option<String>,
+    /// Where push notifications go (`push/`); `None`: none are sent.
+    pub push_gateway: Option<Url>,
     pub group_members_max: usize,
     pub fanout_on_read_members: usize,
     pub send_rate_per_second: u32,
@@ -239,7 +241,11 @@ impl Config {
                 flags.tls_key.or(file.tls_key),
             )?,
             otp_sink: parse_sink(&pick!(otp_sink, "log".into()))?,
-            push_gateway: flags.push_gateway.or(file.push_gateway),
+            push_gateway: flags
+                .push_gateway
+                .or(file.push_gateway)
+                .map(|u| Url::parse(&u).map_err(|e| format!("--push-gateway {e}")))
+                .transpose()?,
             group_members_max: pick!(group_members_max, GROUP_MEMBERS_DEFAULT),
             fanout_on_read_members: pick!(fanout_on_read_members, FANOUT_ON_READ_MEMBERS_DEFAULT),
             send_rate_per_second: pick!(send_rate, SEND_RATE_PER_SECOND_DEFAULT),
@@ -415,10 +421,8 @@ fn parse_sink(text: &str) -> Result<OtpSink, String> {
         return Ok(OtpSink::File(PathBuf::from(path)));
     }
     if let Some(url) = text.strip_prefix("webhook:") {
-        if !url.starts_with("http://") {
-            return Err("--otp-sink webhook:URL takes an http:// URL".into());
-        }
-        return Ok(OtpSink::Webhook(url.to_string()));
+        let url = Url::parse(url).map_err(|e| format!("--otp-sink webhook:URL {e}"))?;
+        return Ok(OtpSink::Webhook(url));
     }
     Err(format!(
         "--otp-sink must be log, file:PATH or webhook:URL, not {text:?}"

@@ -35,6 +35,9 @@ pub const OTP_TTL_SECONDS: u64 = 300;
 pub const OTP_TRIES_MAX: u32 = 5;
 pub const OTP_REQUESTS_PER_WINDOW_MAX: u32 = 5;
 pub const OTP_REQUEST_WINDOW_SECONDS: u64 = 600;
+/// An SMS gateway's webhook answers within this long, or the call is
+/// logged as failed (the user asks for a new code).
+pub const OTP_WEBHOOK_TIMEOUT_MS: u64 = 5_000;
 
 /// Tokens expire after this long unless configured otherwise.
 pub const TOKEN_TTL_SECONDS_DEFAULT: u64 = 90 * 24 * 3600;
@@ -233,3 +236,29 @@ const _: () = assert!(
 const _: () = assert!(
     RAFT_HELD_BYTES_MAX >= 16 * chat_replication::constants::PROPOSAL_SIZE_BYTES_MAX as u64
 );
+
+/// Push notifications (`push/`). A push token is at most this long (more
+/// → 400); APNs tokens are 64 hex digits, FCM's about 160 characters.
+pub const PUSH_TOKEN_BYTES_MAX: usize = 4096;
+/// Notifications waiting per shard (one per user and conversation, newer
+/// messages replace older ones); past it a new one is dropped and counted
+/// (`chatd_push_dropped_total`).
+pub const PUSH_PENDING_PER_SHARD_MAX: usize = 100_000;
+/// Calls to the gateway in flight per shard at once.
+pub const PUSH_IN_FLIGHT_PER_SHARD_MAX: usize = 32;
+/// A gateway answer that takes longer counts as a failure (PROTOCOL.md).
+pub const PUSH_ANSWER_TIMEOUT_MS: u64 = 5_000;
+/// The first retry waits this long; each next one twice as long.
+pub const PUSH_RETRY_FIRST_MS: u64 = 1_000;
+/// Retries stop this long after the message was stored (PROTOCOL.md).
+pub const PUSH_GIVE_UP_MS: u64 = 3_600_000;
+/// Tokens taken from one gateway answer's `rejected` at most.
+pub const PUSH_REJECTED_PER_ANSWER_MAX: usize = 64;
+/// Cluster mode: how often the sender looks whether its shard's replica
+/// became (or stopped being) the leader, and how long it waits for a
+/// peer to say which devices are connected there.
+pub const PUSH_LEADER_CHECK_MS: u64 = 250;
+pub const PUSH_PEER_ASK_TIMEOUT_MS: u64 = 300;
+const _: () = assert!(PUSH_RETRY_FIRST_MS < PUSH_GIVE_UP_MS);
+const _: () = assert!(PUSH_REJECTED_PER_ANSWER_MAX >= DEVICES_PER_USER_MAX);
+const _: () = assert!(PUSH_IN_FLIGHT_PER_SHARD_MAX <= PUSH_PENDING_PER_SHARD_MAX);

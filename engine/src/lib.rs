@@ -9,8 +9,9 @@
 //! - `wire/`        the JSON text of server events (encoded once per message)
 //! - `cluster/`     cluster mode: Raft per shard, peer links, forwarding to leaders
 //! - `media/`       the node's content-addressed media files; Range and ETag rules
-//! - `search/`     words, queries and the per-shard inverted index (pure)
+//! - `search/`      words, queries and the per-shard inverted index (pure)
 //! - `shard/`       the I/O shell: log store, write path, effects, recovery, snapshots, soft state, operations
+//! - `push/`        push notifications beside `shard/` (which offers it each delivery): outbox (pure), who is owed one, the gateway sender
 //! - `node/`        cores, the mesh, connections, stats, startup and shutdown
 //! - `front/`       REST, WebSocket sessions, error shapes, the ops port
 //! - `sim/`         the deterministic simulation's harness (in-memory logs and mesh, model checks)
@@ -24,6 +25,7 @@ pub mod front;
 pub mod machine;
 pub mod media;
 pub mod node;
+pub mod push;
 pub mod search;
 pub mod shard;
 pub mod sim;

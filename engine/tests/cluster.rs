@@ -815,3 +815,54 @@ fn a_deleted_body_leaves_every_node_s_disk() {
         assert!(common::markers_on_disk(&n.data_dir(), &markers).is_empty());
     }
 }
+
+#[test]
+fn push_notifications_come_once_from_the_home_leader_skip_devices_on_other_nodes_and_survive_its_loss(
+) {
+    let gateway = common::gateway::Gateway::start();
+    let url = gateway.url();
+    let mut c = Cluster::start_with(&["--push-gateway", &url]);
+    wait_balanced(&c);
+    let alice = c.nodes[0].user("+15550100901", "alice");
+    let bob = c.nodes[0].user("+15550100902", "bob");
+    let path = format!("/v1/devices/{}/push", bob.device_id);
+    let body = json!({"push_token": "tok-bob"});
+    let (status, v) = c.nodes[1].rest("PUT", &path, Some(&bob.token), Some(&body));
+    assert_eq!(status, 204, "{v}");
+    let conv = c.nodes[0].direct(&alice, &bob);
+    let leader = c.leader_of(0, shard_of(&bob.user_id)).expect("a leader") as usize - 1;
+    let sender = (leader + 1) % 3;
+    let (mut a, _) = c.nodes[sender].ws_synced(&alice);
+    common::send(&mut a, &conv, "m1", "one");
+    gateway.wait_for(1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        gateway.received().len(),
+        1,
+        "one node sends: {:?}",
+        gateway.received()
+    );
+    // Bob connected to a node that does not lead his home: not notified.
+    let other = (leader + 2) % 3;
+    let (mut b, _) = c.nodes[other].ws_synced(&bob);
+    common::send(&mut a, &conv, "m2", "two");
+    common::next_message(&mut b);
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(gateway.received().len(), 1, "{:?}", gateway.received());
+    // Bob gone, his home's leader killed: the new leader notifies.
+    drop(b);
+    std::thread::sleep(Duration::from_millis(300));
+    c.nodes[leader].kill9();
+    let seq = send_until_sent(&mut a, &conv, "m3", "three");
+    // (m2 may come first: Bob never acknowledged it.)
+    let started = Instant::now();
+    let n = loop {
+        let got = gateway.received();
+        if let Some(r) = got.iter().find(|r| r.body["notification"]["seq"] == seq) {
+            break r.body["notification"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{got:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(n["unread"], 3, "{n}");
+}

@@ -131,3 +131,98 @@ fn erased_bytes_leave_the_disk_within_the_deadline_and_what_stays_reads_the_same
     check(&server);
     assert!(markers_on_disk(&dir, &gone).is_empty());
 }
+
+#[test]
+fn a_deleted_account_s_phone_names_and_tokens_leave_the_log_and_the_snapshot() {
+    // One shard, a snapshot after its 6th record: it holds the account
+    // (records 1-4: dana, 5-7: eve, 8: their conversation), and the
+    // deletion's records (9, 10) do not reach the next one.
+    let mut server = Server::start_with(&[
+        "--compact-interval-seconds",
+        "1",
+        "--cores",
+        "1",
+        "--snapshot-records",
+        "6",
+    ]);
+    let tag = std::process::id();
+    let phone = format!("+1555{:07}", 1_000_000 + tag % 9_000_000);
+    let (name, device, token) = (
+        format!("zzname{tag}marker"),
+        format!("zzdevice{tag}marker"),
+        format!("zztoken{tag}marker"),
+    );
+    let markers = [phone.clone(), name.clone(), device.clone(), token.clone()];
+    let dana = server.login(&phone, &device);
+    let patch = json!({ "name": name });
+    let me = Some(dana.token.as_str());
+    assert_eq!(server.rest("PATCH", "/v1/me", me, Some(&patch)).0, 200);
+    let push = format!("/v1/devices/{}/push", dana.device_id);
+    let body = json!({ "push_token": token });
+    assert_eq!(server.rest("PUT", &push, me, Some(&body)).0, 204);
+    let eve = server.user("+15550900011", "eve");
+    server.direct(&eve, &dana);
+    let dir = server.data_dir();
+    wait_until("every detail on disk", || {
+        (markers_on_disk(&dir, &markers).len() == markers.len()).then_some(())
+    });
+    let snapshots_hold = || {
+        let mut found = Vec::new();
+        for e in walk(&dir).into_iter().filter(|p| p.ends_with("snapshot")) {
+            let bytes = std::fs::read(&e).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            found.extend(
+                markers
+                    .iter()
+                    .filter(|m| text.contains(m.as_str()))
+                    .cloned(),
+            );
+        }
+        found
+    };
+    wait_until("a snapshot holds the account", || {
+        (!snapshots_hold().is_empty()).then_some(())
+    });
+    assert_eq!(server.rest("DELETE", "/v1/me", me, None).0, 202);
+    let started = Instant::now();
+    loop {
+        let left = markers_on_disk(&dir, &markers);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2 + 5),
+            "still on disk: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("gone from disk {:?} after the deletion", started.elapsed());
+    // The log replays without them, from the new snapshot or from scratch.
+    server.restart();
+    let (status, _) = server.rest(
+        "GET",
+        &format!("/v1/users?phone={}", phone.replace('+', "%2B")),
+        Some(&eve.token),
+        None,
+    );
+    assert_eq!(status, 404);
+    let again = server.user(&phone, "dana again");
+    assert_ne!(
+        again.user_id, dana.user_id,
+        "the phone signs up as a new user"
+    );
+    assert_eq!(server.rest("GET", "/v1/me", me, None).0, 401);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -67,3 +67,10 @@ const _: () = assert!(WS_MESSAGE_BYTES_MAX < HTTP_BODY_BYTES_MAX);
 const _: () = assert!(HTTP_BODY_BYTES_MAX <= HTTP_MEDIA_BODY_BYTES_MAX);
 const _: () = assert!(HTTP_READ_BUFFER_BYTES_MAX >= 8192, "hyper's minimum");
 const _: () = assert!(WS_WRITE_BATCH_FRAMES_MAX > 0 && WS_OUTBOX_FRAMES_MAX > 0);
+
+/// The HTTP client (`client.rs`): the most of an answer's body it reads
+/// (a gateway's `{"rejected":[...]}`); more is an error.
+pub const CLIENT_ANSWER_BYTES_MAX: usize = 64 * 1024;
+
+/// The HTTP client: the longest URL it takes (`Url::parse`).
+pub const CLIENT_URL_BYTES_MAX: usize = 2048;

@@ -12,11 +12,13 @@
 //! - `io.rs`        `Conn` (plain or TLS socket) and the futures-io → hyper adapter
 //! - `stop.rs`      `StopSignal`: one-shot broadcast for shutdown
 //! - `http.rs`      `serve`: accept loop, hyper HTTP/1.1, body limits, WebSocket upgrade, `Handler`
+//! - `client.rs`    `post_json`: an HTTP/1.1 client on hyper for the gateways chatd calls (push, OTP webhook)
 //! - `body.rs`      streamed bodies: `Upload` (a request body read as it arrives), `Streamed` responses
 //! - `ws.rs`        WebSocket session: `Inbox`, bounded `Outbox`, batching writer task
 //! - `protocol.rs`  protocol v1: client events, server events, error codes
 
 pub mod body;
+pub mod client;
 pub mod constants;
 pub mod http;
 pub mod io;

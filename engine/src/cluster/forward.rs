@@ -18,6 +18,7 @@ use crate::machine::cmd::edit::{Edit, Edited};
 use crate::machine::cmd::last_seen::LastSeen;
 use crate::machine::cmd::link_device::{LinkDevice, Linked};
 use crate::machine::cmd::patch_me::PatchMe;
+use crate::machine::cmd::push::{PushDone, SetPushToken};
 use crate::machine::cmd::put_keys::PutKeys;
 use crate::machine::cmd::receipt::Receipt;
 use crate::machine::cmd::remove_member::RemoveMember;
@@ -31,9 +32,9 @@ use crate::machine::cmd::take_prekeys::{Bundle, TakePrekeys};
 use crate::machine::cmd::Decision;
 use crate::machine::ctx::Ctx;
 use crate::machine::error::DomainError;
-use crate::machine::ids::MediaId;
+use crate::machine::ids::{DeviceId, MediaId, UserId};
 use crate::machine::state::{MediaRef, State};
-use crate::shard::error::ShardError;
+use crate::shard::error::{unavailable, ShardError, ShardResult};
 
 /// A machine command that may be forwarded to the leader.
 pub trait Command: Sized + 'static {
@@ -67,6 +68,8 @@ pub enum AnyCommand {
     ShareMedia(ShareMedia),
     EraseSender(EraseSender),
     DeleteAccount(DeleteAccount),
+    SetPushToken(SetPushToken),
+    PushDone(PushDone),
 }
 
 /// Every command's reply, for the wire.
@@ -88,6 +91,8 @@ pub enum AnyReply {
     Records(Vec<LogRecord>),
     /// A piece of a media file (`Work::BlobGet`).
     Blob(Vec<u8>),
+    /// The devices connected to the callee (`Work::Attached`).
+    Devices(Vec<DeviceId>),
 }
 
 /// One record of a shard's log, as a follower catching up fetches it.
@@ -133,6 +138,13 @@ pub enum Work {
         sha256: [u8; 32],
         at: u64,
         len: u64,
+    },
+    /// Which of these devices of `user` are connected to the callee
+    /// (`Devices`; any replica of the user's home answers): the push
+    /// sender on the leader skips them.
+    Attached {
+        user: UserId,
+        devices: Vec<DeviceId>,
     },
 }
 
@@ -196,6 +208,8 @@ command!(StoreMedia, StoreMedia, MediaId, AnyReply::MediaId(m) => m);
 command!(ShareMedia, ShareMedia, MediaRef, AnyReply::MediaRef(m) => m);
 command!(EraseSender, EraseSender, (), AnyReply::Unit => ());
 command!(DeleteAccount, DeleteAccount, (), AnyReply::Unit => ());
+command!(SetPushToken, SetPushToken, (), AnyReply::Unit => ());
+command!(PushDone, PushDone, (), AnyReply::Unit => ());
 
 fn map<R>(d: Decision<R>, f: impl FnOnce(R) -> AnyReply) -> Decision<AnyReply> {
     Decision {
@@ -230,7 +244,26 @@ impl AnyCommand {
             AnyCommand::ShareMedia(c) => map(c.decide(s, ctx)?, AnyReply::MediaRef),
             AnyCommand::EraseSender(c) => map(c.decide(s, ctx)?, unit),
             AnyCommand::DeleteAccount(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::SetPushToken(c) => map(c.decide(s, ctx)?, unit),
+            AnyCommand::PushDone(c) => map(c.decide(s, ctx)?, unit),
         })
+    }
+}
+
+/// Sends `work` to `shard`'s replica on `node` (not necessarily the
+/// leader) and waits for its answer.
+pub async fn call_node(
+    r: &super::replicator::Replicator,
+    node: chat_replication::NodeId,
+    shard: u16,
+    work: Work,
+) -> ShardResult<AnyReply> {
+    let body = encode_forward(&Forward { shard, work });
+    let group = chat_replication::GroupId(u32::from(shard));
+    let bytes = r.call(node, group, body).await?;
+    match decode_answer(&bytes).map_err(unavailable)? {
+        Answer::Done { reply, .. } => Ok(reply),
+        Answer::Refused(e) => Err(e),
     }
 }
 
@@ -261,7 +294,7 @@ pub fn decode_answer(bytes: &[u8]) -> Result<Answer, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::ids::{ConvId, UserId};
+    use crate::machine::ids::ConvId;
 
     #[test]
     fn forwards_and_answers_round_trip_and_garbage_is_refused() {

@@ -57,6 +57,14 @@ async fn run(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, work: Work) -> ShardResult<
                 .ok_or_else(|| unavailable("not in a cluster"))?;
             crate::media::replica::serve_get(r.dir(), sha256, at, len).await
         }
+        Work::Attached { user, devices } => {
+            let soft = shard.soft.borrow();
+            let here = soft
+                .conns_of(user)
+                .map(|o| o.device)
+                .filter(|d| devices.contains(d));
+            Ok(AnyReply::Devices(here.collect()))
+        }
     }
 }
 

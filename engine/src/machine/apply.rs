@@ -8,8 +8,8 @@
 
 use crate::machine::cmd::{
     add_member, create_group, cursor, delete, delete_account, edit, last_seen, link_device,
-    patch_me, put_keys, receipt, remove_member, revoke_device, send, set_disappearing, set_role,
-    share_media, store_media, take_prekeys,
+    patch_me, push, put_keys, receipt, remove_member, revoke_device, send, set_disappearing,
+    set_role, share_media, store_media, take_prekeys,
 };
 use crate::machine::effects::Effects;
 use crate::machine::records::Rec;
@@ -71,6 +71,18 @@ pub fn apply(state: &mut State, rec: &Rec, at: Lsn) -> Effects {
             seq,
             ts,
         } => receipt::apply(state, (*conv, *user, *mark, *seq, *ts), at),
+        Rec::PushTokenSet {
+            user,
+            device,
+            token,
+        } => push::apply_token(state, (*user, *device, token), at),
+        Rec::PushDone {
+            user,
+            conv,
+            seq,
+            devices,
+            rejected,
+        } => push::apply_done(state, (*user, *conv, *seq), (devices, rejected), at),
     }
 }
 

@@ -268,6 +268,22 @@ pub enum Rec {
         conv: ConvId,
         user: UserId,
     },
+    /// `PUT /v1/devices/{id}/push`: the device's push token (`None`:
+    /// removed); no other device of the user keeps the same token.
+    PushTokenSet {
+        user: UserId,
+        device: DeviceId,
+        token: Option<String>,
+    },
+    /// The push gateway took a notification of `conv` up to `seq` for
+    /// these devices, and refused the tokens in `rejected` (removed).
+    PushDone {
+        user: UserId,
+        conv: ConvId,
+        seq: Seq,
+        devices: Vec<DeviceId>,
+        rejected: Vec<String>,
+    },
 }
 
 /// Encodes a record, checked before it leaves: it must decode to itself.

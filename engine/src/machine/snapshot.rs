@@ -25,8 +25,9 @@ use crate::machine::ids::{ConvId, UserId};
 use crate::machine::state::{Conv, Lsn, Meta, Params, State, User};
 
 /// 3: conversations hold their edited and deleted messages; 4: devices
-/// hold their keys; 5: users hold their uploads.
-pub const SNAPSHOT_VERSION: u64 = 5;
+/// hold their keys; 5: users hold their uploads; 6: devices hold their
+/// push token and how far they were pushed.
+pub const SNAPSHOT_VERSION: u64 = 6;
 
 const TAG_HEADER: u8 = 0;
 const TAG_USER: u8 = 1;

@@ -25,7 +25,7 @@ use glommio::io::BufferedFile;
 use sha2::{Digest, Sha256};
 
 use super::store::{publish, Written};
-use crate::cluster::forward::{encode_forward, Answer, AnyReply, Forward, Work};
+use crate::cluster::forward::{call_node, AnyReply, Work};
 use crate::cluster::replicator::Replicator;
 use crate::constants::{MEDIA_BLOBS_RECEIVING_MAX, MEDIA_BLOB_CHUNK_BYTES, MEDIA_RECEIVE_IDLE_MS};
 use crate::shard::error::{unavailable, ShardError, ShardResult};
@@ -177,22 +177,6 @@ async fn write(file: &BufferedFile, bytes: Vec<u8>, at: u64) -> Result<(), Strin
     }
 }
 
-/// Calls `work` on `node` for `shard`'s group and answers its reply.
-async fn call(
-    r: &Replicator,
-    node: chat_replication::NodeId,
-    shard: u16,
-    work: Work,
-) -> ShardResult<AnyReply> {
-    let body = encode_forward(&Forward { shard, work });
-    let group = chat_replication::GroupId(u32::from(shard));
-    let bytes = r.call(node, group, body).await?;
-    match crate::cluster::forward::decode_answer(&bytes).map_err(unavailable)? {
-        Answer::Done { reply, .. } => Ok(reply),
-        Answer::Refused(e) => Err(e),
-    }
-}
-
 /// Sends the local file of `w` to `node`, piece by piece.
 async fn send_to(
     r: Rc<Replicator>,
@@ -221,7 +205,7 @@ async fn send_to(
             bytes: piece.to_vec(),
         };
         at += piece.len() as u64;
-        if let AnyReply::Bool(true) = call(&r, node, shard, work).await? {
+        if let AnyReply::Bool(true) = call_node(&r, node, shard, work).await? {
             break;
         }
     }
@@ -301,7 +285,7 @@ async fn fetch_from(
             at,
             len,
         };
-        let AnyReply::Blob(bytes) = call(r, node, shard, work).await? else {
+        let AnyReply::Blob(bytes) = call_node(r, node, shard, work).await? else {
             return Err(unavailable("the peer answered another call"));
         };
         if bytes.is_empty() || bytes.len() as u64 > len {

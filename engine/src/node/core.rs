@@ -276,6 +276,10 @@ impl Core {
             let search = shard.search.borrow();
             stats.search_docs += search.docs();
             stats.search_index_bytes += search.heap_bytes() as u64;
+            if let Some(p) = shard.pusher() {
+                stats.push_pending += p.pending() as u64;
+                stats.push.add(&p.counts());
+            }
         }
         stats.raft = super::replica_stats::gather(self.local_shards());
         stats

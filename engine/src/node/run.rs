@@ -282,6 +282,7 @@ async fn core_main(
     ));
     spawn_ticker(core.clone());
     spawn_compactor(&core, Duration::from_secs(config.compact_interval_seconds));
+    spawn_pushers(&core);
     let _ = tx.send(Ok((id.0, ops_addr)));
     while !shared.stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -494,6 +495,20 @@ fn spawn_compactor(core: &Rc<Core>, interval: Duration) {
         }
     })
     .detach();
+}
+
+/// With `--push-gateway`: a push sender per local shard, started once
+/// every core announced (so that each user's conversations are known).
+fn spawn_pushers(core: &Rc<Core>) {
+    let Some(gateway) = &core.config.push_gateway else {
+        return;
+    };
+    for shard in core.local_shards() {
+        let pusher = Rc::new(crate::push::sender::Pusher::new(gateway.clone()));
+        shard.set_pusher(pusher.clone());
+        let run = crate::push::sender::run(shard.clone(), core.mesh(), pusher);
+        glommio::spawn_local(run).detach();
+    }
 }
 
 /// Stop accepting, close every socket with 1001, wait for every core,

@@ -69,6 +69,9 @@ pub struct CoreStats {
     /// Search: documents indexed, and the index's memory (estimated).
     pub search_docs: u64,
     pub search_index_bytes: u64,
+    /// Push notifications: waiting now, and what became of them.
+    pub push_pending: u64,
+    pub push: crate::push::outbox::Counts,
     pub latencies: BTreeMap<Latency, Histogram<u64>>,
     /// Cluster mode: this core's replicas.
     pub raft: Option<super::replica_stats::RaftStats>,
@@ -93,6 +96,8 @@ impl CoreStats {
             effects_pending: 0,
             search_docs: 0,
             search_index_bytes: 0,
+            push_pending: 0,
+            push: Default::default(),
             latencies: Latency::ALL.iter().map(|l| (*l, histogram())).collect(),
             raft: None,
         }
@@ -164,6 +169,16 @@ pub fn render_json(all: &[CoreStats], ready: bool, rss_bytes: Option<u64>) -> Va
                 "effects_pending": c.effects_pending,
                 "search_docs": c.search_docs,
                 "search_index_bytes": c.search_index_bytes,
+                "push": {
+                    "pending": c.push_pending,
+                    "queued": c.push.queued,
+                    "collapsed": c.push.collapsed,
+                    "sent": c.push.taken,
+                    "moot": c.push.moot,
+                    "failed": c.push.failed,
+                    "dropped": c.push.dropped,
+                    "expired": c.push.expired,
+                },
                 "latency": lat,
             })
         })
@@ -273,6 +288,48 @@ const FIGURES: &[Figure] = &[
         "Memory of the search indexes of this core's shards (estimated).",
         "gauge",
         |c| c.search_index_bytes,
+    ),
+    (
+        "push_pending",
+        "Push notifications waiting for the gateway (one per user and conversation).",
+        "gauge",
+        |c| c.push_pending,
+    ),
+    (
+        "push_sent_total",
+        "Push notifications the gateway took (2xx).",
+        "counter",
+        |c| c.push.taken,
+    ),
+    (
+        "push_collapsed_total",
+        "Messages that joined a pending notification of their conversation.",
+        "counter",
+        |c| c.push.collapsed,
+    ),
+    (
+        "push_failed_total",
+        "Gateway calls that failed (retried with backoff).",
+        "counter",
+        |c| c.push.failed,
+    ),
+    (
+        "push_dropped_total",
+        "Push notifications dropped because the outbox was full.",
+        "counter",
+        |c| c.push.dropped,
+    ),
+    (
+        "push_expired_total",
+        "Push notifications given up an hour after their message.",
+        "counter",
+        |c| c.push.expired,
+    ),
+    (
+        "push_moot_total",
+        "Push notifications not sent: the devices connected or got the message first.",
+        "counter",
+        |c| c.push.moot,
     ),
 ];
 

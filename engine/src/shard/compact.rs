@@ -15,7 +15,7 @@
 use tracing::{info, warn};
 
 use super::runner::Shard;
-use crate::machine::query::erasure::erased;
+use crate::machine::query::erasure::{erased, is_account_record};
 use crate::machine::records::{self, KIND_CHAT};
 
 /// What one run did.
@@ -52,6 +52,9 @@ impl Shard {
                 }
                 let rec = records::decode(&r.payload).ok()?;
                 let after = erased(&self.state(), &rec, r.offset.0, now)?;
+                if is_account_record(&rec) {
+                    self.snapshot_owed.set(true);
+                }
                 Some(records::encode(&after).to_vec())
             };
             match self.log.rewrite_segment(base, &mut scrub).await {
@@ -69,6 +72,9 @@ impl Shard {
                 }
             }
         }
+        if self.snapshot_owed.get() {
+            self.replace_snapshot().await;
+        }
         if done.records_erased > 0 {
             info!(
                 shard = self.id.0,
@@ -81,5 +87,21 @@ impl Shard {
             );
         }
         Ok(done)
+    }
+
+    /// A deleted account's phone and names left the log: the snapshot may
+    /// still hold them (taken before the deletion), so a new one, taken
+    /// now, replaces it. Retried by the next run if it fails.
+    async fn replace_snapshot(&self) {
+        while self.snapshotting.replace(true) {
+            glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        match self.snapshot().await {
+            Ok(_) => self.snapshot_owed.set(false),
+            Err(e) => {
+                warn!(shard = self.id.0, error = %e, "snapshot after erasure failed (next run retries)")
+            }
+        }
+        self.snapshotting.set(false);
     }
 }

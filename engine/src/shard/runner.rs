@@ -78,6 +78,9 @@ pub struct Shard {
     started: RefCell<HashMap<(ConvId, Seq), Instant>>,
     pub(super) snapshot_at: Cell<u64>,
     pub(super) snapshotting: Cell<bool>,
+    /// The erasure compaction removed a deleted account's details from
+    /// the log; the snapshot must be replaced too (`compact.rs`).
+    pub(super) snapshot_owed: Cell<bool>,
     /// Cluster mode: this core's replicator; `None` on a single node.
     pub(super) cluster: RefCell<Option<Rc<crate::cluster::replicator::Replicator>>>,
     /// Cluster mode: applied and committed through here (`appended` may be
@@ -86,6 +89,9 @@ pub struct Shard {
     /// Committed entries that came during a rebuild, applied after it.
     pub(super) apply_buffer: RefCell<Vec<chat_replication::eraftpb::Entry>>,
     pub(super) commit_waiters: RefCell<Vec<Waker>>,
+    /// With `--push-gateway`: this shard's push sender (set at startup,
+    /// once its users' pointers are known).
+    push: RefCell<Option<Rc<crate::push::sender::Pusher>>>,
 }
 
 pub fn params(config: &Config) -> Params {
@@ -129,14 +135,24 @@ impl Shard {
             started: RefCell::new(HashMap::new()),
             snapshot_at: Cell::new(0),
             snapshotting: Cell::new(false),
+            snapshot_owed: Cell::new(false),
             cluster: RefCell::new(None),
             committed: Cell::new(last),
             apply_buffer: RefCell::new(Vec::new()),
             commit_waiters: RefCell::new(Vec::new()),
+            push: RefCell::new(None),
         }
     }
 
     /// The durable state (plus what is in flight). Never hold it across an await.
+    pub fn pusher(&self) -> Option<Rc<crate::push::sender::Pusher>> {
+        self.push.borrow().clone()
+    }
+
+    pub fn set_pusher(&self, pusher: Rc<crate::push::sender::Pusher>) {
+        *self.push.borrow_mut() = Some(pusher);
+    }
+
     pub fn state(&self) -> Ref<'_, State> {
         self.state.borrow()
     }

@@ -3,7 +3,7 @@
 //!
 //! Lives on: the shard's core, inside `Shard`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::conn::ConnRef;
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
@@ -35,6 +35,9 @@ pub struct Soft {
     /// User side: online users per conversation (for large groups, whose
     /// messages are pushed to whoever is online, not per member).
     pub online_by_conv: HashMap<ConvId, Vec<UserId>>,
+    /// User side: this home's members of each large group, online or not
+    /// (push notifications reach the offline ones with tokens).
+    pub large_members: HashMap<ConvId, BTreeSet<UserId>>,
     /// User side: who watches a user's presence (subject → watchers).
     pub watchers: HashMap<UserId, Vec<(UserId, ConnRef)>>,
     /// Phone side: live OTP codes, and requests per phone in the window.
@@ -63,6 +66,19 @@ impl Soft {
             .get(&user)
             .map(|p| p.keys().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Whether `user` counts among this home's members of the large
+    /// group `conv` (a member of a conversation that is large).
+    pub fn set_large_member(&mut self, conv: ConvId, user: UserId, large: bool) {
+        if large {
+            self.large_members.entry(conv).or_default().insert(user);
+        } else if let Some(set) = self.large_members.get_mut(&conv) {
+            set.remove(&user);
+            if set.is_empty() {
+                self.large_members.remove(&conv);
+            }
+        }
     }
 
     /// `user` is no longer online in `conv` (went offline or left).

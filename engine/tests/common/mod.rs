@@ -2,6 +2,7 @@
 //! helpers that speak the real protocol through `chat_tools::client`.
 #![allow(dead_code)]
 
+pub mod gateway;
 pub mod partition;
 
 use std::io::{BufRead, BufReader};
@@ -90,8 +91,10 @@ impl Server {
             .arg("--ops-listen")
             .arg("127.0.0.1:0");
         cmd.arg("--data-dir").arg(self.data_dir());
-        cmd.arg("--otp-sink")
-            .arg(format!("file:{}", self.otp_file.display()));
+        if !self.args.iter().any(|a| a == "--otp-sink") {
+            cmd.arg("--otp-sink")
+                .arg(format!("file:{}", self.otp_file.display()));
+        }
         cmd.args(&self.args);
         cmd.envs(self.env.iter().cloned());
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());

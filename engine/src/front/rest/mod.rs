@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod keys;
 pub mod media;
 pub mod messages;
+pub mod push;
 pub mod search;
 
 use std::rc::Rc;
@@ -55,6 +56,9 @@ async fn authenticated(core: &Rc<Core>, caller: Caller, req: &Request, path: &[&
         (&Method::PATCH, ["v1", "me"]) => account::patch_me(core, caller, req).await,
         (&Method::DELETE, ["v1", "me"]) => account::delete_me(core, caller).await,
         (&Method::DELETE, ["v1", "devices", device]) => account::revoke(core, caller, device).await,
+        (&Method::PUT, ["v1", "devices", device, "push"]) => {
+            push::put(core, caller, device, req).await
+        }
         (&Method::GET, ["v1", "users"]) => account::lookup(core, req).await,
         (&Method::PUT, ["v1", "keys"]) => keys::put(core, caller, req).await,
         (&Method::GET, ["v1", "keys"]) => keys::left(core, caller).await,

@@ -38,6 +38,7 @@ impl Cursor {
         let current = d.cursors.get(&self.conv).copied().unwrap_or(Cursors {
             delivered: self.joined,
             read: self.joined,
+            pushed: self.joined,
         });
         if seq <= current.get(self.mark) {
             return Ok(Decision::nothing(()));

@@ -91,7 +91,11 @@ pub fn apply_user_created(
         assert!(covered(floor, u.lsn, at), "user {user} created twice");
         return Effects::new();
     }
-    state.phones.insert(phone.to_string(), user);
+    // An empty phone: the erasure compaction removed it from the record
+    // of an account deleted later in the log (it holds no phone then).
+    if !phone.is_empty() {
+        state.phones.insert(phone.to_string(), user);
+    }
     let u = User {
         lsn: at,
         phone: phone.to_string(),
@@ -138,6 +142,7 @@ pub fn apply_device_linked(state: &mut State, l: Linking<'_>, at: Lsn) -> Effect
             let at_end = Cursors {
                 delivered: *s,
                 read: *s,
+                pushed: *s,
             };
             (*c, at_end)
         })
@@ -149,6 +154,7 @@ pub fn apply_device_linked(state: &mut State, l: Linking<'_>, at: Lsn) -> Effect
         created: l.ts,
         cursors,
         keys: None,
+        push_token: None,
     };
     assert!(
         u.devices.insert(l.device, d).is_none(),

@@ -15,6 +15,7 @@ pub mod edit;
 pub mod last_seen;
 pub mod link_device;
 pub mod patch_me;
+pub mod push;
 pub mod put_keys;
 pub mod receipt;
 pub mod remove_member;

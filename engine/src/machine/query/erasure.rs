@@ -2,7 +2,9 @@
 //! (and media) of a message that is deleted, has vanished (disappearing)
 //! or whose sender's account is gone, the original body of an edited
 //! message, and every edit body but the latest (all of them once the
-//! message is gone). A record the rule leaves alone answers `None`.
+//! message is gone); on a deleted account's home, its phone, its names
+//! and its devices' names and push tokens. A record the rule leaves alone
+//! answers `None`.
 //!
 //! Lives on: the conversation's home shard (a pure function of the state).
 //!
@@ -11,7 +13,7 @@
 //! bytes never changes what any reader is shown, and replaying an erased
 //! record yields the same state (apply keeps no body).
 
-use crate::machine::ids::Millis;
+use crate::machine::ids::{Millis, UserId};
 use crate::machine::records::{MessageRec, Rec};
 use crate::machine::state::{Conv, State};
 
@@ -53,8 +55,70 @@ pub fn erased(state: &State, rec: &Rec, at: u64, now: Millis) -> Option<Rec> {
                 body: String::new(),
             })
         }
+        _ => account(state, rec),
+    }
+}
+
+/// A record of a deleted account, without what identified the person.
+fn account(state: &State, rec: &Rec) -> Option<Rec> {
+    let deleted = |user: &UserId| state.users.get(user).is_some_and(|u| u.deleted);
+    match rec {
+        Rec::UserCreated { user, phone, ts } if deleted(user) && !phone.is_empty() => {
+            Some(Rec::UserCreated {
+                user: *user,
+                phone: String::new(),
+                ts: *ts,
+            })
+        }
+        Rec::ProfileSet {
+            user,
+            name: Some(name),
+            privacy,
+            read_receipts,
+        } if deleted(user) && !name.is_empty() => Some(Rec::ProfileSet {
+            user: *user,
+            name: Some(String::new()),
+            privacy: *privacy,
+            read_receipts: *read_receipts,
+        }),
+        Rec::DeviceLinked { user, name, .. } if deleted(user) && !name.is_empty() => {
+            let mut r = rec.clone();
+            if let Rec::DeviceLinked { name, .. } = &mut r {
+                name.clear();
+            }
+            Some(r)
+        }
+        Rec::PushTokenSet {
+            user,
+            device,
+            token: Some(_),
+        } if deleted(user) => Some(Rec::PushTokenSet {
+            user: *user,
+            device: *device,
+            token: None,
+        }),
+        Rec::PushDone { user, rejected, .. } if deleted(user) && !rejected.is_empty() => {
+            let mut r = rec.clone();
+            if let Rec::PushDone { rejected, .. } = &mut r {
+                rejected.clear();
+            }
+            Some(r)
+        }
         _ => None,
     }
+}
+
+/// Whether `rec` is one of an account's own records (its erasure makes
+/// any snapshot taken before the deletion one to replace).
+pub fn is_account_record(rec: &Rec) -> bool {
+    matches!(
+        rec,
+        Rec::UserCreated { .. }
+            | Rec::ProfileSet { .. }
+            | Rec::DeviceLinked { .. }
+            | Rec::PushTokenSet { .. }
+            | Rec::PushDone { .. }
+    )
 }
 
 fn gone(c: &Conv, m: &MessageRec, now: Millis) -> bool {

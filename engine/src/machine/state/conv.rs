@@ -137,6 +137,8 @@ pub struct ConvPointer {
     pub joined: Seq,
     pub last_seq: Seq,
     pub last_ts: Millis,
+    /// Who sent `last_seq`, when known (for push notifications).
+    pub last_from: Option<UserId>,
     /// Over the fan-out-on-read size: members' pointers are not moved per
     /// message (only online ones'); readers pull `last_seq` from the home.
     pub large: bool,
@@ -221,6 +223,7 @@ impl Conv {
             joined: member.map_or(Seq(0), |m| m.joined),
             last_seq: self.last_seq(),
             last_ts: self.last_ts,
+            last_from: self.senders.get(self.last_seq()),
             large: self.is_large(fanout_on_read_members),
             own_last: member.map_or(Seq(0), |m| m.last_sent),
             disappearing_seconds: self.disappearing_seconds(),

@@ -42,6 +42,8 @@ pub struct Device {
     pub cursors: BTreeMap<ConvId, Cursors>,
     /// Its end-to-end encryption keys, once it uploaded them (`keys.rs`).
     pub keys: Option<DeviceKeys>,
+    /// Where notifications go while it is offline (`PUT .../push`).
+    pub push_token: Option<String>,
 }
 
 /// A device's positions in one conversation; read implies delivered.
@@ -50,6 +52,8 @@ pub struct Device {
 pub struct Cursors {
     pub delivered: Seq,
     pub read: Seq,
+    /// The push gateway took a notification up to here (`cmd/push.rs`).
+    pub pushed: Seq,
 }
 
 impl Cursors {

@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use crate::machine::cmd::patch_me::PatchMe;
+use crate::machine::cmd::push::SetPushToken;
 use crate::machine::cmd::revoke_device::RevokeDevice;
 use crate::machine::ids::{DeviceId, UserId};
 use crate::machine::query::{auth, me};
@@ -57,6 +58,16 @@ impl ShardOp for SetProfile {
 pub struct Revoke(pub RevokeDevice);
 
 impl ShardOp for Revoke {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        shard.submit(&mesh, self.0).await
+    }
+}
+
+pub struct SetPush(pub SetPushToken);
+
+impl ShardOp for SetPush {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use super::push_to;
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
+use crate::push::offer::{offer, Stored};
 use crate::shard::error::ShardResult;
 use crate::shard::mesh::{Mesh, ShardOp};
 use crate::shard::runner::Shard;
@@ -43,6 +44,7 @@ impl ShardOp for Deliver {
                 };
                 if d.seq > p.last_seq {
                     (p.last_seq, p.last_ts) = (d.seq, d.ts);
+                    p.last_from = Some(d.from.0);
                 }
                 if *user == d.from.0 {
                     p.own_last = p.own_last.max(d.seq);
@@ -55,6 +57,13 @@ impl ShardOp for Deliver {
                 .map(|(_, o)| o.conn)
                 .collect()
         };
+        let stored = Stored {
+            conv: d.conv,
+            seq: d.seq,
+            ts: d.ts,
+            from: d.from.0,
+        };
+        offer(&shard, &self.users, &stored);
         let tag = Some((d.conv, d.seq));
         push_to(&mesh, targets.into_iter(), &d.event, tag, d.started).await;
         Ok(())
@@ -69,6 +78,9 @@ impl ShardOp for DeliverLarge {
     type Reply = ();
 
     async fn run(self, shard: Rc<Shard>, mesh: Rc<dyn Mesh>) -> ShardResult<()> {
+        if shard.pusher().is_some() {
+            offer_large(&shard, &self.0);
+        }
         let online = shard
             .soft
             .borrow()
@@ -85,6 +97,35 @@ impl ShardOp for DeliverLarge {
         .run(shard, mesh)
         .await
     }
+}
+
+/// A large group's message for this home's members that are offline
+/// (their pointers move, so that their unread count is right), then the
+/// notification offer for all of them (a member online on one device may
+/// have another one offline); `Deliver` offers again for the online ones,
+/// which collapses.
+fn offer_large(shard: &Shard, d: &Delivery) {
+    let members: Vec<UserId> = {
+        let mut soft = shard.soft.borrow_mut();
+        let Some(set) = soft.large_members.get(&d.conv) else {
+            return;
+        };
+        let members: Vec<UserId> = set.iter().copied().filter(|u| *u != d.from.0).collect();
+        for user in &members {
+            let p = soft.pointers.get_mut(user).and_then(|p| p.get_mut(&d.conv));
+            if let Some(p) = p.filter(|p| d.seq > p.last_seq) {
+                (p.last_seq, p.last_ts, p.last_from) = (d.seq, d.ts, Some(d.from.0));
+            }
+        }
+        members
+    };
+    let stored = Stored {
+        conv: d.conv,
+        seq: d.seq,
+        ts: d.ts,
+        from: d.from.0,
+    };
+    offer(shard, &members, &stored);
 }
 
 /// An event for every online device of these users.

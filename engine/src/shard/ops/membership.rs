@@ -30,11 +30,13 @@ impl ShardOp for Joined {
         if let Some(p) = pointers.get(&info.conv) {
             if p.last_seq > info.last_seq {
                 (info.last_seq, info.last_ts) = (p.last_seq, p.last_ts);
+                info.last_from = p.last_from;
             }
             info.own_last = info.own_last.max(p.own_last);
         }
-        let conv = info.conv;
+        let (conv, large) = (info.conv, info.large);
         let new = pointers.insert(conv, info).is_none();
+        soft.set_large_member(conv, self.user, large);
         if new && online {
             soft.online_by_conv.entry(conv).or_default().push(self.user);
         }
@@ -57,6 +59,7 @@ impl ShardOp for Left {
             p.remove(&self.conv);
         }
         soft.leave_conv(self.conv, self.user);
+        soft.set_large_member(self.conv, self.user, false);
         Ok(())
     }
 }

@@ -1,0 +1,205 @@
+//! A small HTTP/1.1 client on hyper, for the gateways chatd calls (push
+//! notifications, the OTP webhook): POST a JSON body to an `http://` URL
+//! and read a bounded answer, all within a deadline.
+//!
+//! One connection per call: calls go to a gateway only for offline
+//! devices and new codes, and a fresh connection never finds a socket the
+//! gateway closed meanwhile.
+//!
+//! Lives on: the core that calls; the connection's driver is a task there.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::future;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+
+use crate::constants::{CLIENT_ANSWER_BYTES_MAX, CLIENT_URL_BYTES_MAX};
+use crate::io::HyperIo;
+
+/// An `http://host[:port][/path]` URL, checked once (at startup).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    /// `host:port`, what the socket connects to.
+    pub address: String,
+    /// What the `Host` header says.
+    pub authority: String,
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(text: &str) -> Result<Url, String> {
+        if text.len() > CLIENT_URL_BYTES_MAX {
+            return Err(format!("a URL is at most {CLIENT_URL_BYTES_MAX} bytes"));
+        }
+        let rest = text
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{text:?}: only http:// URLs are supported"))?;
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        let bad = |why: &str| format!("{text:?}: {why}");
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad("no host, or user info in the URL"));
+        }
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad("spaces or control characters in the path"));
+        }
+        let host_end = if authority.starts_with('[') {
+            authority
+                .find(']')
+                .ok_or_else(|| bad("an unclosed [ in the host"))?
+                + 1
+        } else {
+            authority.find(':').unwrap_or(authority.len())
+        };
+        let (host, port) = authority.split_at(host_end);
+        if host.is_empty() || host == "[]" {
+            return Err(bad("no host"));
+        }
+        let address = match port.strip_prefix(':') {
+            Some(p) => {
+                p.parse::<u16>().map_err(|_| bad("a bad port"))?;
+                authority.to_string()
+            }
+            None if port.is_empty() => format!("{authority}:80"),
+            None => return Err(bad("junk after the host")),
+        };
+        Ok(Url {
+            address,
+            authority: authority.to_string(),
+            path,
+        })
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}{}", self.authority, self.path)
+    }
+}
+
+/// What the server answered.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why a call got no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// No connection (refused, unreachable, a name that does not resolve).
+    Connect(std::io::Error),
+    /// The exchange broke off, or the answer was not HTTP.
+    Http(String),
+    /// The answer's body was over `CLIENT_ANSWER_BYTES_MAX`.
+    AnswerTooLarge,
+    /// No whole answer within the deadline.
+    Timeout,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Connect(e) => write!(f, "cannot connect: {e}"),
+            CallError::Http(e) => write!(f, "http: {e}"),
+            CallError::AnswerTooLarge => {
+                write!(f, "the answer is over {CLIENT_ANSWER_BYTES_MAX} bytes")
+            }
+            CallError::Timeout => write!(f, "no answer in time"),
+        }
+    }
+}
+
+/// POSTs `body` (JSON) to `url`; the whole call, connecting included,
+/// takes at most `deadline`.
+pub async fn post_json(url: &Url, body: String, deadline: Duration) -> Result<Answer, CallError> {
+    let call = exchange(url, body);
+    let late = async {
+        glommio::timer::sleep(deadline).await;
+        Err(CallError::Timeout)
+    };
+    future::or(call, late).await
+}
+
+async fn exchange(url: &Url, body: String) -> Result<Answer, CallError> {
+    let http = |e: hyper::Error| CallError::Http(e.to_string());
+    let stream = glommio::net::TcpStream::connect(url.address.as_str())
+        .await
+        .map_err(|e| CallError::Connect(e.into()))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
+        .await
+        .map_err(http)?;
+    let driver = glommio::spawn_local(async move {
+        let _ = connection.await;
+    });
+    let length = body.len();
+    let request = hyper::Request::post(url.path.as_str())
+        .header(HOST, url.authority.as_str())
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, length)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| CallError::Http(e.to_string()))?;
+    let response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status().as_u16();
+    let mut incoming = response.into_body();
+    let mut body = Vec::new();
+    while let Some(frame) = incoming.frame().await {
+        if let Ok(data) = frame.map_err(http)?.into_data() {
+            if body.len() + data.len() > CLIENT_ANSWER_BYTES_MAX {
+                return Err(CallError::AnswerTooLarge);
+            }
+            body.extend_from_slice(&data);
+        }
+    }
+    drop(sender);
+    driver.await;
+    Ok(Answer { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("http://127.0.0.1:9000/push?x=1").unwrap();
+        assert_eq!(u.address, "127.0.0.1:9000");
+        assert_eq!(u.path, "/push?x=1");
+        let u = Url::parse("http://gateway.local").unwrap();
+        assert_eq!(
+            (u.address.as_str(), u.path.as_str()),
+            ("gateway.local:80", "/")
+        );
+        let u = Url::parse("http://[::1]:81/a").unwrap();
+        assert_eq!(u.address, "[::1]:81");
+        assert_eq!(Url::parse("http://[::1]").unwrap().address, "[::1]:80");
+        let u = Url::parse("http://h?q").unwrap();
+        assert_eq!((u.address.as_str(), u.path.as_str()), ("h:80", "/?q"));
+        for bad in [
+            "https://x/",
+            "ftp://x",
+            "http://",
+            "http://:80/",
+            "http://x:99999/",
+            "http://u@x/",
+            "http://x/a b",
+            "http://[::1/",
+            "http://[::1]x/",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
