@@ -2,12 +2,12 @@
 //! notifications, the OTP webhook): POST a JSON body to an `http://` URL
 //! and read a bounded answer, all within a deadline.
 //!
-//! One connection per call: calls go to a gateway only for offline
-//! devices and new codes, and a fresh connection never finds a socket the
-//! gateway closed meanwhile.
+//! `Client` keeps connections open between calls (a busy push gateway);
+//! `post_json` makes one connection per call (the OTP webhook, rare).
 //!
-//! Lives on: the core that calls; the connection's driver is a task there.
+//! Lives on: the core that calls; each connection's driver is a task there.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -122,10 +122,72 @@ impl fmt::Display for CallError {
     }
 }
 
-/// POSTs `body` (JSON) to `url`; the whole call, connecting included,
-/// takes at most `deadline`.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A client of one URL that keeps up to `idle_max` connections open
+/// between calls (HTTP/1.1 keep-alive), so that a busy gateway is not
+/// paid a TCP handshake per call.
+pub struct Client {
+    url: Url,
+    idle: RefCell<Vec<Sender>>,
+    idle_max: usize,
+}
+
+impl Client {
+    pub fn new(url: Url, idle_max: usize) -> Client {
+        Client {
+            url,
+            idle: RefCell::new(Vec::new()),
+            idle_max,
+        }
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// POSTs `body` (JSON); the whole call, connecting included, takes at
+    /// most `deadline`. A kept connection the server closed meanwhile is
+    /// replaced by a new one, once.
+    pub async fn post_json(&self, body: String, deadline: Duration) -> Result<Answer, CallError> {
+        let call = async {
+            let kept = self.idle.borrow_mut().pop();
+            if let Some(mut sender) = kept {
+                if let Ok(answer) = exchange(&mut sender, &self.url, body.clone()).await {
+                    self.keep(sender);
+                    return Ok(answer);
+                }
+            }
+            let mut sender = connect(&self.url).await?;
+            let answer = exchange(&mut sender, &self.url, body).await?;
+            self.keep(sender);
+            Ok(answer)
+        };
+        within(deadline, call).await
+    }
+
+    fn keep(&self, sender: Sender) {
+        let mut idle = self.idle.borrow_mut();
+        if !sender.is_closed() && idle.len() < self.idle_max {
+            idle.push(sender);
+        }
+    }
+}
+
+/// POSTs `body` (JSON) to `url` on a connection of its own; the whole
+/// call, connecting included, takes at most `deadline`.
 pub async fn post_json(url: &Url, body: String, deadline: Duration) -> Result<Answer, CallError> {
-    let call = exchange(url, body);
+    within(deadline, async {
+        let mut sender = connect(url).await?;
+        exchange(&mut sender, url, body).await
+    })
+    .await
+}
+
+async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
     let late = async {
         glommio::timer::sleep(deadline).await;
         Err(CallError::Timeout)
@@ -133,18 +195,26 @@ pub async fn post_json(url: &Url, body: String, deadline: Duration) -> Result<An
     future::or(call, late).await
 }
 
-async fn exchange(url: &Url, body: String) -> Result<Answer, CallError> {
-    let http = |e: hyper::Error| CallError::Http(e.to_string());
+/// A new connection; its driver is a task of its own, which ends when the
+/// connection closes or its sender is dropped.
+async fn connect(url: &Url) -> Result<Sender, CallError> {
     let stream = glommio::net::TcpStream::connect(url.address.as_str())
         .await
         .map_err(|e| CallError::Connect(e.into()))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
+    let (sender, connection) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
         .await
-        .map_err(http)?;
-    let driver = glommio::spawn_local(async move {
+        .map_err(|e| CallError::Http(e.to_string()))?;
+    glommio::spawn_local(async move {
         let _ = connection.await;
-    });
+    })
+    .detach();
+    Ok(sender)
+}
+
+async fn exchange(sender: &mut Sender, url: &Url, body: String) -> Result<Answer, CallError> {
+    let http = |e: hyper::Error| CallError::Http(e.to_string());
+    sender.ready().await.map_err(http)?;
     let length = body.len();
     let request = hyper::Request::post(url.path.as_str())
         .header(HOST, url.authority.as_str())
@@ -164,8 +234,6 @@ async fn exchange(url: &Url, body: String) -> Result<Answer, CallError> {
             body.extend_from_slice(&data);
         }
     }
-    drop(sender);
-    driver.await;
     Ok(Answer { status, body })
 }
 

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use chat_net::client::{post_json, Url};
+use chat_net::client::{Client, Url};
 use futures_lite::future;
 use tracing::{debug, info, warn};
 
@@ -39,7 +39,7 @@ use crate::shard::runner::Shard;
 const WARN_EVERY_MS: u64 = 10_000;
 
 pub struct Pusher {
-    gateway: Url,
+    gateway: Client,
     outbox: RefCell<Outbox>,
     in_flight: Cell<usize>,
     leading: Cell<bool>,
@@ -51,7 +51,7 @@ pub struct Pusher {
 impl Pusher {
     pub fn new(gateway: Url) -> Pusher {
         Pusher {
-            gateway,
+            gateway: Client::new(gateway, PUSH_IN_FLIGHT_PER_SHARD_MAX),
             outbox: RefCell::new(Outbox::new(PUSH_PENDING_PER_SHARD_MAX)),
             in_flight: Cell::new(0),
             leading: Cell::new(false),
@@ -187,7 +187,7 @@ async fn send(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, pusher: &Pusher, call: &Ca
     }
     .encode();
     let deadline = Duration::from_millis(PUSH_ANSWER_TIMEOUT_MS);
-    let why = match post_json(&pusher.gateway, body, deadline).await {
+    let why = match pusher.gateway.post_json(body, deadline).await {
         Ok(a) if a.is_success() => {
             let done = PushDone {
                 user: call.key.0,
@@ -207,7 +207,7 @@ async fn send(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, pusher: &Pusher, call: &Ca
     let now = shard.clock.now();
     if now.0.saturating_sub(pusher.warned.get().0) >= WARN_EVERY_MS {
         pusher.warned.set(now);
-        warn!(gateway = %pusher.gateway, error = %why, "push gateway call failed (retried with backoff)");
+        warn!(gateway = %pusher.gateway.url(), error = %why, "push gateway call failed (retried with backoff)");
     }
     Outcome::Failed
 }
