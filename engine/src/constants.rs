@@ -88,6 +88,11 @@ const _: () =
     assert!(MEDIA_WRITE_BYTES <= MEDIA_BYTES_MAX && MEDIA_READ_BYTES <= MEDIA_WRITE_BYTES);
 const _: () = assert!(MEDIA_UPLOADS_PER_CORE_MAX * MEDIA_WRITE_BYTES <= 64 * 1024 * 1024);
 
+/// The media sweep leaves a file this long after it was written before
+/// it may go for want of an account holding it (an upload's file comes
+/// before its record; a copy may reach a node before the record does).
+pub const MEDIA_SWEEP_GRACE_SECONDS_MAX: u64 = 600;
+
 /// The longest disappearing setting (a year).
 pub const DISAPPEARING_SECONDS_MAX: u64 = 366 * 24 * 3600;
 

@@ -133,7 +133,7 @@ fn erased_bytes_leave_the_disk_within_the_deadline_and_what_stays_reads_the_same
 }
 
 #[test]
-fn a_deleted_account_s_phone_names_and_tokens_leave_the_log_and_the_snapshot() {
+fn a_deleted_account_s_phone_names_tokens_and_uploads_leave_the_disk() {
     // One shard, a snapshot after its 6th record: it holds the account
     // (records 1-4: dana, 5-7: eve, 8: their conversation), and the
     // deletion's records (9, 10) do not reach the next one.
@@ -152,7 +152,17 @@ fn a_deleted_account_s_phone_names_and_tokens_leave_the_log_and_the_snapshot() {
         format!("zzdevice{tag}marker"),
         format!("zztoken{tag}marker"),
     );
-    let markers = [phone.clone(), name.clone(), device.clone(), token.clone()];
+    let (only_hers, shared) = (
+        format!("zzmedia{tag}marker"),
+        format!("zzshared{tag}marker"),
+    );
+    let markers = [
+        phone.clone(),
+        name.clone(),
+        device.clone(),
+        token.clone(),
+        only_hers.clone(),
+    ];
     let dana = server.login(&phone, &device);
     let patch = json!({ "name": name });
     let me = Some(dana.token.as_str());
@@ -162,6 +172,10 @@ fn a_deleted_account_s_phone_names_and_tokens_leave_the_log_and_the_snapshot() {
     assert_eq!(server.rest("PUT", &push, me, Some(&body)).0, 204);
     let eve = server.user("+15550900011", "eve");
     server.direct(&eve, &dana);
+    // Her upload goes with her; the same bytes uploaded by Eve stay.
+    upload(&server, &dana, &only_hers);
+    upload(&server, &dana, &shared);
+    let eves = upload(&server, &eve, &shared);
     let dir = server.data_dir();
     wait_until("every detail on disk", || {
         (markers_on_disk(&dir, &markers).len() == markers.len()).then_some(())
@@ -197,6 +211,13 @@ fn a_deleted_account_s_phone_names_and_tokens_leave_the_log_and_the_snapshot() {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("gone from disk {:?} after the deletion", started.elapsed());
+    let kept = std::slice::from_ref(&shared);
+    assert_eq!(markers_on_disk(&dir, kept), kept, "Eve's copy stays");
+    let path = format!("/v1/media/{eves}");
+    let r =
+        chat_tools::client::request_full(&server.http, "GET", &path, Some(&eve.token), None, None)
+            .unwrap();
+    assert_eq!((r.status, r.body), (200, shared.clone().into_bytes()));
     // The log replays without them, from the new snapshot or from scratch.
     server.restart();
     let (status, _) = server.rest(
@@ -212,6 +233,22 @@ fn a_deleted_account_s_phone_names_and_tokens_leave_the_log_and_the_snapshot() {
         "the phone signs up as a new user"
     );
     assert_eq!(server.rest("GET", "/v1/me", me, None).0, 401);
+}
+
+/// Uploads `text` as a file; answers its media id.
+fn upload(server: &Server, s: &chat_tools::client::Session, text: &str) -> String {
+    let r = chat_tools::client::request_full(
+        &server.http,
+        "POST",
+        "/v1/media",
+        Some(&s.token),
+        Some("text/plain"),
+        Some(text.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(r.status, 201);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    v["media_id"].as_str().unwrap().to_string()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

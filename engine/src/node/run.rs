@@ -481,6 +481,9 @@ fn spawn_ticker(core: Rc<Core>) {
 /// (`shard/compact.rs`), one shard after the other.
 fn spawn_compactor(core: &Rc<Core>, interval: Duration) {
     let shards: Vec<Rc<Shard>> = core.local_shards().cloned().collect();
+    // Core 0 also sweeps the node's media files after its shards.
+    let sweeper = (core.id.0 == 0).then(|| (core.mesh(), core.config.data_dir.clone()));
+    let grace = media_grace(interval);
     glommio::spawn_local(async move {
         loop {
             glommio::timer::sleep(interval).await;
@@ -492,9 +495,23 @@ fn spawn_compactor(core: &Rc<Core>, interval: Duration) {
                     tracing::warn!(shard = shard.id.0, error = %e, "compaction failed (next run retries)");
                 }
             }
+            if let Some((mesh, dir)) = &sweeper {
+                if let Err(e) = crate::media::sweep::sweep(mesh, dir, grace).await {
+                    tracing::warn!(error = %e, "media sweep failed (next run retries)");
+                }
+            }
         }
     })
     .detach();
+}
+
+/// A media file stays at least this long after it was written, even if
+/// nobody holds it yet (`media/sweep.rs`): `MEDIA_SWEEP_GRACE_SECONDS_MAX`,
+/// or less with a short compaction interval, so that a file is still gone
+/// within two intervals and 5 s.
+fn media_grace(interval: Duration) -> Duration {
+    let max = Duration::from_secs(crate::constants::MEDIA_SWEEP_GRACE_SECONDS_MAX);
+    max.min(interval + Duration::from_secs(2))
 }
 
 /// With `--push-gateway`: a push sender per local shard, started once

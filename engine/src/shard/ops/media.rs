@@ -104,3 +104,30 @@ impl ShardOp for FetchMissing {
         replica::fetch(&r, shard.id.0, self.0).await
     }
 }
+
+/// Which of these files some account of this shard still holds as an
+/// upload (the media sweep keeps those; `media/sweep.rs`).
+pub struct HeldMedia {
+    pub candidates: std::sync::Arc<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl ShardOp for HeldMedia {
+    type Reply = Vec<[u8; 32]>;
+
+    async fn run(self, shard: Rc<Shard>, _mesh: Rc<dyn Mesh>) -> ShardResult<Self::Reply> {
+        // Everything committed, applied here first: an upload whose
+        // record was committed on another node counts.
+        shard.settled().await?;
+        let state = shard.state();
+        let mut held: Vec<[u8; 32]> = state
+            .users
+            .values()
+            .flat_map(|u| u.media.values())
+            .map(|m| m.sha256)
+            .filter(|sha| self.candidates.contains(sha))
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        Ok(held)
+    }
+}
