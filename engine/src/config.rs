@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chat_net::client::Url;
 use clap::{Args, Parser, Subcommand};
@@ -80,9 +81,13 @@ pub struct Flags {
     /// Where OTP codes go: log | file:PATH | webhook:URL [default: log]
     #[arg(long)]
     pub otp_sink: Option<String>,
-    /// Push gateway URL (accepted; push is a later feature)
+    /// Where push notifications go: an http:// or https:// URL
     #[arg(long)]
     pub push_gateway: Option<String>,
+    /// CA certificates (PEM) to trust for https:// gateways (push, OTP
+    /// webhook) [default: the system's bundle]
+    #[arg(long)]
+    pub gateway_ca: Option<PathBuf>,
     /// Most members of a group [default: 512]
     #[arg(long)]
     pub group_members_max: Option<usize>,
@@ -195,6 +200,8 @@ pub struct Config {
     pub otp_sink: OtpSink,
     /// Where push notifications go (`push/`); `None`: none are sent.
     pub push_gateway: Option<Url>,
+    /// The TLS client of `https://` gateways (built when one is named).
+    pub gateway_tls: Option<Arc<rustls::ClientConfig>>,
     pub group_members_max: usize,
     pub fanout_on_read_members: usize,
     pub send_rate_per_second: u32,
@@ -260,8 +267,11 @@ impl Config {
                 compact_interval_seconds,
                 COMPACT_INTERVAL_SECONDS_DEFAULT
             ),
+            gateway_tls: None,
             cluster,
         };
+        let mut config = config;
+        config.gateway_tls = gateway_tls(&config, flags.gateway_ca.or(file.gateway_ca))?;
         config.validate(online)?;
         Ok(config)
     }
@@ -408,6 +418,24 @@ fn tls(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<(PathBuf, P
         (None, None) => Ok(None),
         _ => Err("--tls-cert and --tls-key go together".into()),
     }
+}
+
+/// The TLS client configuration, when a gateway URL is `https://`.
+fn gateway_tls(
+    config: &Config,
+    ca: Option<PathBuf>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    let webhook = match &config.otp_sink {
+        OtpSink::Webhook(u) => Some(u),
+        _ => None,
+    };
+    let https = config.push_gateway.iter().chain(webhook).any(|u| u.tls);
+    if !https {
+        return Ok(None);
+    }
+    chat_net::tls::gateway_client_config(ca.as_deref())
+        .map(Some)
+        .map_err(|e| format!("--gateway-ca: {e}"))
 }
 
 fn parse_sink(text: &str) -> Result<OtpSink, String> {

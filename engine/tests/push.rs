@@ -259,3 +259,40 @@ fn otp_codes_reach_the_webhook() {
     let session = client::verify(&server.http, "+15550100051", &code, "phone").expect("verified");
     assert!(!session.token.is_empty());
 }
+
+#[test]
+fn an_https_gateway_is_called_over_tls_with_the_ca_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = chat_net::tls::generate_self_signed(&["127.0.0.1".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let tls = chat_net::tls::load_server_config(&cert_path, &key_path).unwrap();
+    let gateway = Gateway::start_tls(tls);
+    let ca = cert_path.display().to_string();
+    let server = start(&gateway.https_url(), &["--gateway-ca", &ca]);
+    let alice = server.user("+15550100061", "alice");
+    let bob = server.user("+15550100062", "bob");
+    with_token(&server, &bob, "tok-bob");
+    let conv = server.direct(&alice, &bob);
+    let mut a = server.ws(&alice);
+    let sent = send(&mut a, &conv, "m1", "over tls");
+    let got = gateway.wait_for(1, Duration::from_secs(5));
+    assert_eq!(notification(&got[0])["seq"], sent["seq"]);
+    // Trusting another CA only: the certificate is refused, nothing arrives.
+    let (stranger, _) = chat_net::tls::generate_self_signed(&["127.0.0.1".to_string()]).unwrap();
+    let stranger_path = dir.path().join("stranger.pem");
+    std::fs::write(&stranger_path, stranger).unwrap();
+    let other =
+        Gateway::start_tls(chat_net::tls::load_server_config(&cert_path, &key_path).unwrap());
+    let stranger = stranger_path.display().to_string();
+    let untrusted = start(&other.https_url(), &["--gateway-ca", &stranger]);
+    let carol = untrusted.user("+15550100063", "carol");
+    let dave = untrusted.user("+15550100064", "dave");
+    with_token(&untrusted, &dave, "tok-dave");
+    let conv = untrusted.direct(&carol, &dave);
+    let mut c = untrusted.ws(&carol);
+    send(&mut c, &conv, "m1", "to nobody");
+    std::thread::sleep(NONE_COMES);
+    assert!(other.received().is_empty());
+}

@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client on hyper, for the gateways chatd calls (push
-//! notifications, the OTP webhook): POST a JSON body to an `http://` URL
-//! and read a bounded answer, all within a deadline.
+//! notifications, the OTP webhook): POST a JSON body to an `http://` or
+//! `https://` URL (rustls, `tls::gateway_client_config`) and read a
+//! bounded answer, all within a deadline.
 //!
 //! `Client` keeps connections open between calls (a busy push gateway);
 //! `post_json` makes one connection per call (the OTP webhook, rare).
@@ -9,19 +10,26 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::future;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use rustls::pki_types::ServerName;
 
 use crate::constants::{CLIENT_ANSWER_BYTES_MAX, CLIENT_URL_BYTES_MAX};
 use crate::io::HyperIo;
 
-/// An `http://host[:port][/path]` URL, checked once (at startup).
+/// An `http[s]://host[:port][/path]` URL, checked once (at startup).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: the connection is TLS, and the certificate must name
+    /// `host`.
+    pub tls: bool,
+    /// The host without port or brackets (the TLS server name).
+    pub host: String,
     /// `host:port`, what the socket connects to.
     pub address: String,
     /// What the `Host` header says.
@@ -34,9 +42,15 @@ impl Url {
         if text.len() > CLIENT_URL_BYTES_MAX {
             return Err(format!("a URL is at most {CLIENT_URL_BYTES_MAX} bytes"));
         }
-        let rest = text
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{text:?}: only http:// URLs are supported"))?;
+        let (tls, rest) = match (text.strip_prefix("http://"), text.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => {
+                return Err(format!(
+                    "{text:?}: only http:// and https:// URLs are supported"
+                ))
+            }
+        };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -66,10 +80,16 @@ impl Url {
                 p.parse::<u16>().map_err(|_| bad("a bad port"))?;
                 authority.to_string()
             }
-            None if port.is_empty() => format!("{authority}:80"),
+            None if port.is_empty() => format!("{authority}:{}", if tls { 443 } else { 80 }),
             None => return Err(bad("junk after the host")),
         };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         Ok(Url {
+            tls,
+            host,
             address,
             authority: authority.to_string(),
             path,
@@ -79,7 +99,8 @@ impl Url {
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.path)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority, self.path)
     }
 }
 
@@ -103,6 +124,9 @@ pub enum CallError {
     Connect(std::io::Error),
     /// The exchange broke off, or the answer was not HTTP.
     Http(String),
+    /// The TLS handshake failed (an unknown CA, a certificate for another
+    /// name, ...).
+    Tls(String),
     /// The answer's body was over `CLIENT_ANSWER_BYTES_MAX`.
     AnswerTooLarge,
     /// No whole answer within the deadline.
@@ -114,6 +138,7 @@ impl fmt::Display for CallError {
         match self {
             CallError::Connect(e) => write!(f, "cannot connect: {e}"),
             CallError::Http(e) => write!(f, "http: {e}"),
+            CallError::Tls(e) => write!(f, "tls: {e}"),
             CallError::AnswerTooLarge => {
                 write!(f, "the answer is over {CLIENT_ANSWER_BYTES_MAX} bytes")
             }
@@ -129,14 +154,17 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 /// paid a TCP handshake per call.
 pub struct Client {
     url: Url,
+    tls: Option<Arc<rustls::ClientConfig>>,
     idle: RefCell<Vec<Sender>>,
     idle_max: usize,
 }
 
 impl Client {
-    pub fn new(url: Url, idle_max: usize) -> Client {
+    /// `tls` is needed for an `https://` URL (`tls::gateway_client_config`).
+    pub fn new(url: Url, tls: Option<Arc<rustls::ClientConfig>>, idle_max: usize) -> Client {
         Client {
             url,
+            tls,
             idle: RefCell::new(Vec::new()),
             idle_max,
         }
@@ -158,7 +186,7 @@ impl Client {
                     return Ok(answer);
                 }
             }
-            let mut sender = connect(&self.url).await?;
+            let mut sender = connect(&self.url, self.tls.as_ref()).await?;
             let answer = exchange(&mut sender, &self.url, body).await?;
             self.keep(sender);
             Ok(answer)
@@ -176,9 +204,14 @@ impl Client {
 
 /// POSTs `body` (JSON) to `url` on a connection of its own; the whole
 /// call, connecting included, takes at most `deadline`.
-pub async fn post_json(url: &Url, body: String, deadline: Duration) -> Result<Answer, CallError> {
+pub async fn post_json(
+    url: &Url,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    body: String,
+    deadline: Duration,
+) -> Result<Answer, CallError> {
     within(deadline, async {
-        let mut sender = connect(url).await?;
+        let mut sender = connect(url, tls).await?;
         exchange(&mut sender, url, body).await
     })
     .await
@@ -195,13 +228,31 @@ async fn within<T>(
     future::or(call, late).await
 }
 
-/// A new connection; its driver is a task of its own, which ends when the
-/// connection closes or its sender is dropped.
-async fn connect(url: &Url) -> Result<Sender, CallError> {
+/// A new connection (TLS for `https://`); its driver is a task of its
+/// own, which ends when the connection closes or its sender is dropped.
+async fn connect(url: &Url, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Sender, CallError> {
     let stream = glommio::net::TcpStream::connect(url.address.as_str())
         .await
         .map_err(|e| CallError::Connect(e.into()))?;
     let _ = stream.set_nodelay(true);
+    if !url.tls {
+        return handshake(stream).await;
+    }
+    let config = tls.ok_or_else(|| CallError::Tls("no TLS configuration for https://".into()))?;
+    let name = ServerName::try_from(url.host.clone())
+        .map_err(|e| CallError::Tls(format!("server name {:?}: {e}", url.host)))?;
+    let connector = futures_rustls::TlsConnector::from(config.clone());
+    let stream = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| CallError::Tls(e.to_string()))?;
+    handshake(stream).await
+}
+
+async fn handshake<T>(stream: T) -> Result<Sender, CallError>
+where
+    T: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
     let (sender, connection) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
         .await
         .map_err(|e| CallError::Http(e.to_string()))?;
@@ -251,13 +302,19 @@ mod tests {
             (u.address.as_str(), u.path.as_str()),
             ("gateway.local:80", "/")
         );
+        let u = Url::parse("https://gw.example/v1/push").unwrap();
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.address.as_str()),
+            (true, "gw.example", "gw.example:443")
+        );
+        assert_eq!(u.to_string(), "https://gw.example/v1/push");
         let u = Url::parse("http://[::1]:81/a").unwrap();
+        assert_eq!(u.host, "::1");
         assert_eq!(u.address, "[::1]:81");
         assert_eq!(Url::parse("http://[::1]").unwrap().address, "[::1]:80");
         let u = Url::parse("http://h?q").unwrap();
         assert_eq!((u.address.as_str(), u.path.as_str()), ("h:80", "/?q"));
         for bad in [
-            "https://x/",
             "ftp://x",
             "http://",
             "http://:80/",

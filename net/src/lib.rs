@@ -7,7 +7,7 @@
 //! # Layout
 //! - `constants.rs` all limits of the transport, units last
 //! - `listener.rs`  `bind`: per-core `SO_REUSEPORT` listener
-//! - `tls.rs`       rustls server config from PEM (ring, TLS 1.3), self-signed certs
+//! - `tls.rs`       rustls server config from PEM (ring, TLS 1.3), self-signed certs, the gateways' client config
 //! - `peer_tls.rs`  mutual TLS between cluster nodes: both ends show a certificate the cluster CA signed
 //! - `io.rs`        `Conn` (plain or TLS socket) and the futures-io → hyper adapter
 //! - `stop.rs`      `StopSignal`: one-shot broadcast for shutdown

@@ -86,3 +86,37 @@ pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
         Err(e) => Err(format!("TLS key {}: bad PEM: {e}", path.display())),
     }
 }
+
+/// Where Debian, Ubuntu (first) and Fedora, RHEL keep the system's CA bundle.
+const SYSTEM_CA_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// The client configuration for `https://` gateways (push, OTP webhook):
+/// the CA certificates of `ca` or else the system's bundle, ring
+/// provider, TLS 1.2 and 1.3, ALPN http/1.1.
+pub fn gateway_client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let path = match ca {
+        Some(p) => p.to_path_buf(),
+        None => SYSTEM_CA_BUNDLES
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .ok_or("no system CA bundle found: name one with --gateway-ca PEM")?
+            .to_path_buf(),
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(read_certs(&path)?);
+    if added == 0 {
+        return Err(format!("{}: no usable CA certificate", path.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS protocol versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    Ok(Arc::new(config))
+}

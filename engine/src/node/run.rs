@@ -521,7 +521,8 @@ fn spawn_pushers(core: &Rc<Core>) {
         return;
     };
     for shard in core.local_shards() {
-        let pusher = Rc::new(crate::push::sender::Pusher::new(gateway.clone()));
+        let tls = core.config.gateway_tls.clone();
+        let pusher = Rc::new(crate::push::sender::Pusher::new(gateway.clone(), tls));
         shard.set_pusher(pusher.clone());
         let run = crate::push::sender::run(shard.clone(), core.mesh(), pusher);
         glommio::spawn_local(run).detach();

@@ -16,6 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -49,9 +50,9 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    pub fn new(gateway: Url) -> Pusher {
+    pub fn new(gateway: Url, tls: Option<Arc<rustls::ClientConfig>>) -> Pusher {
         Pusher {
-            gateway: Client::new(gateway, PUSH_IN_FLIGHT_PER_SHARD_MAX),
+            gateway: Client::new(gateway, tls, PUSH_IN_FLIGHT_PER_SHARD_MAX),
             outbox: RefCell::new(Outbox::new(PUSH_PENDING_PER_SHARD_MAX)),
             in_flight: Cell::new(0),
             leading: Cell::new(false),

@@ -12,11 +12,11 @@ use chat_net::client::post_json;
 
 use tracing::{info, warn};
 
-use crate::config::OtpSink;
+use crate::config::{Config, OtpSink};
 use crate::constants::OTP_WEBHOOK_TIMEOUT_MS;
 
-pub fn deliver(sink: &OtpSink, phone: String, code: String) {
-    match sink {
+pub fn deliver(config: &Config, phone: String, code: String) {
+    match &config.otp_sink {
         OtpSink::Log => info!("otp code for {phone}: {code}"),
         OtpSink::File(path) => {
             let line = format!("{phone} {code}\n");
@@ -30,11 +30,11 @@ pub fn deliver(sink: &OtpSink, phone: String, code: String) {
             }
         }
         OtpSink::Webhook(url) => {
-            let url = url.clone();
+            let (url, tls) = (url.clone(), config.gateway_tls.clone());
             glommio::spawn_local(async move {
                 let body = serde_json::json!({"phone": phone, "code": code}).to_string();
                 let deadline = Duration::from_millis(OTP_WEBHOOK_TIMEOUT_MS);
-                match post_json(&url, body, deadline).await {
+                match post_json(&url, tls.as_ref(), body, deadline).await {
                     Ok(a) if a.is_success() => {}
                     Ok(a) => warn!(%url, status = a.status, "otp webhook refused the code"),
                     Err(e) => warn!(%url, error = %e, "otp webhook failed"),

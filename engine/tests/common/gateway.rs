@@ -51,6 +51,15 @@ impl Gateway {
 
     /// Listens on `port` (0: any free one).
     pub fn start_on(port: u16) -> Gateway {
+        Gateway::launch(port, None)
+    }
+
+    /// An https:// gateway with this server configuration.
+    pub fn start_tls(tls: std::sync::Arc<rustls::ServerConfig>) -> Gateway {
+        Gateway::launch(0, Some(tls))
+    }
+
+    fn launch(port: u16, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> Gateway {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("gateway binds");
         let port = listener.local_addr().unwrap().port();
         let book = Arc::new(Mutex::new(Book::default()));
@@ -62,8 +71,17 @@ impl Gateway {
                     break;
                 }
                 if let Ok(conn) = conn {
-                    let b = b.clone();
-                    std::thread::spawn(move || serve(conn, &b));
+                    let (b, tls) = (b.clone(), tls.clone());
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    std::thread::spawn(move || match tls {
+                        None => serve(conn, &b),
+                        Some(cfg) => {
+                            let Ok(tls) = rustls::ServerConnection::new(cfg) else {
+                                return;
+                            };
+                            serve(rustls::StreamOwned::new(tls, conn), &b)
+                        }
+                    });
                 }
             }
         });
@@ -83,6 +101,10 @@ impl Gateway {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/push", self.port)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}/push", self.port)
     }
 
     /// The next answers, in order (after them: `200 {}`).
@@ -135,9 +157,8 @@ impl Drop for Gateway {
     }
 }
 
-fn serve(conn: TcpStream, book: &Mutex<Book>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
+fn serve<S: Read + Write>(conn: S, book: &Mutex<Book>) {
+    let mut reader = BufReader::new(conn);
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return; // the stop poke, or a probe
@@ -178,6 +199,7 @@ fn serve(conn: TcpStream, book: &Mutex<Book>) {
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     );
-    let mut conn = conn;
+    let conn = reader.get_mut();
     let _ = conn.write_all(answer.as_bytes());
+    let _ = conn.flush();
 }

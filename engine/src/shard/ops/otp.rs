@@ -45,7 +45,7 @@ impl ShardOp for RequestCode {
             },
         };
         // The code goes to this node's sink, whichever node holds it.
-        super::super::otp_sink::deliver(&shard.config.otp_sink, self.phone, code);
+        super::super::otp_sink::deliver(&shard.config, self.phone, code);
         Ok(OTP_TTL_SECONDS)
     }
 }
