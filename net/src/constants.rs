@@ -26,6 +26,11 @@ pub const HTTP_LINGER_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Read size while lingering (a heap buffer, only while lingering).
 pub const HTTP_LINGER_READ_BYTES: usize = 16 * 1024;
 
+/// A request head (request line and headers) must arrive whole within
+/// this long of its first byte, or the connection is closed (nginx waits
+/// 60 s by default).
+pub const HTTP_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
 /// The path that upgrades to a WebSocket.
 pub const WS_PATH: &str = "/v1/ws";
 

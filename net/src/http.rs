@@ -26,12 +26,13 @@ use hyper::{Method, StatusCode};
 
 use crate::body::{OutBody, Streamed, Upload};
 use crate::constants::{
-    ACCEPT_ERROR_BACKOFF_MS, HTTP_BODY_BYTES_MAX, HTTP_LINGER_BYTES_MAX, HTTP_LINGER_MS,
-    HTTP_LINGER_READ_BYTES, HTTP_MEDIA_BODY_BYTES_MAX, HTTP_MEDIA_PATH_PREFIX,
-    HTTP_READ_BUFFER_BYTES_MAX, TLS_HANDSHAKE_TIMEOUT_MS, WS_PATH,
+    ACCEPT_ERROR_BACKOFF_MS, HTTP_BODY_BYTES_MAX, HTTP_HEADER_READ_TIMEOUT_MS,
+    HTTP_LINGER_BYTES_MAX, HTTP_LINGER_MS, HTTP_LINGER_READ_BYTES, HTTP_MEDIA_BODY_BYTES_MAX,
+    HTTP_MEDIA_PATH_PREFIX, HTTP_READ_BUFFER_BYTES_MAX, TLS_HANDSHAKE_TIMEOUT_MS, WS_PATH,
 };
 use crate::io::{Conn, HyperIo};
 use crate::stop::StopSignal;
+use crate::timer::GlommioTimer;
 use crate::ws::WebSocket;
 
 /// One HTTP request, body read in full (at most `HTTP_BODY_BYTES_MAX`),
@@ -280,8 +281,10 @@ async fn serve_http<H: Handler>(
         upgrade: upgrade.clone(),
     };
     let mut http = http1::Builder::new();
-    // No hyper timer: glommio timers are !Send, hyper's must be Send + Sync.
-    http.header_read_timeout(None)
+    // A request head must arrive whole within the timeout (a client that
+    // sends half a header is closed, not kept).
+    http.timer(GlommioTimer)
+        .header_read_timeout(Duration::from_millis(HTTP_HEADER_READ_TIMEOUT_MS))
         .keep_alive(true)
         .max_buf_size(HTTP_READ_BUFFER_BYTES_MAX);
     let mut served = http.serve_connection(HyperIo::new(conn), service);

@@ -11,6 +11,7 @@
 //! - `peer_tls.rs`  mutual TLS between cluster nodes: both ends show a certificate the cluster CA signed
 //! - `io.rs`        `Conn` (plain or TLS socket) and the futures-io → hyper adapter
 //! - `stop.rs`      `StopSignal`: one-shot broadcast for shutdown
+//! - `timer.rs`     `GlommioTimer`: hyper's timer on glommio (the header read timeout)
 //! - `http.rs`      `serve`: accept loop, hyper HTTP/1.1, body limits, WebSocket upgrade, `Handler`
 //! - `client.rs`    `post_json`: an HTTP/1.1 client on hyper for the gateways chatd calls (push, OTP webhook)
 //! - `body.rs`      streamed bodies: `Upload` (a request body read as it arrives), `Streamed` responses
@@ -26,6 +27,7 @@ pub mod listener;
 pub mod peer_tls;
 pub mod protocol;
 pub mod stop;
+pub mod timer;
 pub mod tls;
 pub mod ws;
 
