@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chat_tools::client::{self, Session};
+use chat_tools::client::{self, Session, Ws};
 use common::gateway::{Gateway, Received, Reply};
 use common::{assert_error, send, Server};
 use serde_json::{json, Value};
@@ -30,6 +30,17 @@ fn with_token(server: &Server, s: &Session, token: &str) {
     assert_eq!(answer.0, 204, "{answer:?}");
 }
 
+/// A sender and an offline recipient with a push token, in a direct
+/// conversation; answers them, the conversation and the sender's socket.
+fn pair(server: &Server, phones: [&str; 2], token: &str) -> (Session, Session, String, Ws) {
+    let alice = server.user(phones[0], "alice");
+    let bob = server.user(phones[1], "bob");
+    with_token(server, &bob, token);
+    let conv = server.direct(&alice, &bob);
+    let a = server.ws(&alice);
+    (alice, bob, conv, a)
+}
+
 fn start(gateway_url: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--push-gateway", gateway_url];
     args.extend_from_slice(extra);
@@ -44,11 +55,7 @@ fn notification(r: &Received) -> &Value {
 fn an_offline_device_is_notified_within_a_second_and_an_online_one_is_not() {
     let gateway = Gateway::start();
     let server = start(&gateway.url(), &[]);
-    let alice = server.user("+15550100001", "alice");
-    let bob = server.user("+15550100002", "bob");
-    with_token(&server, &bob, "tok-bob");
-    let conv = server.direct(&alice, &bob);
-    let mut a = server.ws(&alice);
+    let (alice, bob, conv, mut a) = pair(&server, ["+15550100001", "+15550100002"], "tok-bob");
     let sent_at = Instant::now();
     let sent = send(&mut a, &conv, "m1", "the secret words");
     let got = gateway.wait_for(1, Duration::from_secs(5));
@@ -165,11 +172,7 @@ fn failures_back_off_and_refused_tokens_are_removed() {
         Reply::Ok(r#"{"rejected":["tok-bob"]}"#.into()),
     ]);
     let server = start(&gateway.url(), &[]);
-    let alice = server.user("+15550100021", "alice");
-    let bob = server.user("+15550100022", "bob");
-    with_token(&server, &bob, "tok-bob");
-    let conv = server.direct(&alice, &bob);
-    let mut a = server.ws(&alice);
+    let (_, _, conv, mut a) = pair(&server, ["+15550100021", "+15550100022"], "tok-bob");
     send(&mut a, &conv, "m1", "hello");
     let got = gateway.wait_for(3, Duration::from_secs(10));
     let gaps: Vec<Duration> = got.windows(2).map(|w| w[1].at - w[0].at).collect();
@@ -191,11 +194,7 @@ fn pending_notifications_collapse_and_survive_a_restart_with_the_gateway_down() 
     let port = Gateway::free_port();
     let url = format!("http://127.0.0.1:{port}/push");
     let mut server = start(&url, &[]);
-    let alice = server.user("+15550100031", "alice");
-    let bob = server.user("+15550100032", "bob");
-    with_token(&server, &bob, "tok-bob");
-    let conv = server.direct(&alice, &bob);
-    let mut a = server.ws(&alice);
+    let (_, _, conv, mut a) = pair(&server, ["+15550100031", "+15550100032"], "tok-bob");
     let mut last = Value::Null;
     for i in 1..=3 {
         last = send(&mut a, &conv, &format!("m{i}"), "while the gateway is down");
@@ -271,11 +270,7 @@ fn an_https_gateway_is_called_over_tls_with_the_ca_it_is_given() {
     let gateway = Gateway::start_tls(tls);
     let ca = cert_path.display().to_string();
     let server = start(&gateway.https_url(), &["--gateway-ca", &ca]);
-    let alice = server.user("+15550100061", "alice");
-    let bob = server.user("+15550100062", "bob");
-    with_token(&server, &bob, "tok-bob");
-    let conv = server.direct(&alice, &bob);
-    let mut a = server.ws(&alice);
+    let (_, _, conv, mut a) = pair(&server, ["+15550100061", "+15550100062"], "tok-bob");
     let sent = send(&mut a, &conv, "m1", "over tls");
     let got = gateway.wait_for(1, Duration::from_secs(5));
     assert_eq!(notification(&got[0])["seq"], sent["seq"]);
@@ -287,11 +282,7 @@ fn an_https_gateway_is_called_over_tls_with_the_ca_it_is_given() {
         Gateway::start_tls(chat_net::tls::load_server_config(&cert_path, &key_path).unwrap());
     let stranger = stranger_path.display().to_string();
     let untrusted = start(&other.https_url(), &["--gateway-ca", &stranger]);
-    let carol = untrusted.user("+15550100063", "carol");
-    let dave = untrusted.user("+15550100064", "dave");
-    with_token(&untrusted, &dave, "tok-dave");
-    let conv = untrusted.direct(&carol, &dave);
-    let mut c = untrusted.ws(&carol);
+    let (_, _, conv, mut c) = pair(&untrusted, ["+15550100063", "+15550100064"], "tok-dave");
     send(&mut c, &conv, "m1", "to nobody");
     std::thread::sleep(NONE_COMES);
     assert!(other.received().is_empty());

@@ -178,6 +178,7 @@ impl Client {
     /// most `deadline`. A kept connection the server closed meanwhile is
     /// replaced by a new one, once.
     pub async fn post_json(&self, body: String, deadline: Duration) -> Result<Answer, CallError> {
+        let body = Bytes::from(body);
         let call = async {
             let kept = self.idle.borrow_mut().pop();
             if let Some(mut sender) = kept {
@@ -212,7 +213,7 @@ pub async fn post_json(
 ) -> Result<Answer, CallError> {
     within(deadline, async {
         let mut sender = connect(url, tls).await?;
-        exchange(&mut sender, url, body).await
+        exchange(&mut sender, url, Bytes::from(body)).await
     })
     .await
 }
@@ -263,7 +264,8 @@ where
     Ok(sender)
 }
 
-async fn exchange(sender: &mut Sender, url: &Url, body: String) -> Result<Answer, CallError> {
+/// One request on `sender` (`body` is shared, so a retry does not copy it).
+async fn exchange(sender: &mut Sender, url: &Url, body: Bytes) -> Result<Answer, CallError> {
     let http = |e: hyper::Error| CallError::Http(e.to_string());
     sender.ready().await.map_err(http)?;
     let length = body.len();
@@ -271,7 +273,7 @@ async fn exchange(sender: &mut Sender, url: &Url, body: String) -> Result<Answer
         .header(HOST, url.authority.as_str())
         .header(CONTENT_TYPE, "application/json")
         .header(CONTENT_LENGTH, length)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .map_err(|e| CallError::Http(e.to_string()))?;
     let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status().as_u16();

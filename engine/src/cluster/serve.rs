@@ -58,12 +58,9 @@ async fn run(shard: &Rc<Shard>, mesh: &Rc<dyn Mesh>, work: Work) -> ShardResult<
             crate::media::replica::serve_get(r.dir(), sha256, at, len).await
         }
         Work::Attached { user, devices } => {
-            let soft = shard.soft.borrow();
-            let here = soft
-                .conns_of(user)
-                .map(|o| o.device)
-                .filter(|d| devices.contains(d));
-            Ok(AnyReply::Devices(here.collect()))
+            let mut here = shard.soft.borrow().devices_online(user);
+            here.retain(|d| devices.contains(d));
+            Ok(AnyReply::Devices(here))
         }
     }
 }

@@ -46,10 +46,7 @@ pub fn owed(
     now: Millis,
 ) -> Vec<(Key, Note, Vec<DeviceId>)> {
     let mut out = Vec::new();
-    let tokened = state
-        .users
-        .iter()
-        .filter(|(_, u)| u.devices.values().any(|d| d.push_token.is_some()));
+    let tokened = state.users.iter().filter(|(_, u)| u.has_push_token());
     for (id, user) in tokened {
         let Some(convs) = pointers.get(id) else {
             continue;

@@ -6,48 +6,38 @@
 
 use super::due::devices_for;
 use super::outbox::Note;
-use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
+use crate::machine::ids::{DeviceId, UserId};
+use crate::shard::ops::deliver::Delivery;
 use crate::shard::runner::Shard;
 
-/// A stored message of `conv`, from `from`, that `users` (members whose
-/// home is this shard) should hear of.
-pub struct Stored {
-    pub conv: ConvId,
-    pub seq: Seq,
-    pub ts: Millis,
-    pub from: UserId,
-}
-
-/// Offers the notification of `m` for `users`; nothing without a gateway
-/// or on a replica that does not lead.
-pub fn offer(shard: &Shard, users: &[UserId], m: &Stored) {
+/// Offers the notification of `d` for `users` (members whose home is this
+/// shard); nothing without a gateway or on a replica that does not lead.
+pub fn offer(shard: &Shard, users: &[UserId], d: &Delivery) {
     let Some(pusher) = shard.pusher() else {
         return;
     };
     let now = shard.clock.now();
+    let from = d.from.0;
     let owed: Vec<(UserId, Vec<DeviceId>)> = {
         let state = shard.state();
         let soft = shard.soft.borrow();
         users
             .iter()
-            .filter(|u| **u != m.from)
+            .filter(|u| **u != from)
             .filter_map(|u| {
-                let user = state.users.get(u)?;
-                if !user.devices.values().any(|d| d.push_token.is_some()) {
-                    return None;
-                }
-                let online: Vec<DeviceId> = soft.conns_of(*u).map(|o| o.device).collect();
-                Some((*u, devices_for(user, m.conv, m.seq, &online)))
+                let user = state.users.get(u).filter(|user| user.has_push_token())?;
+                let online = soft.devices_online(*u);
+                Some((*u, devices_for(user, d.conv, d.seq, &online)))
             })
-            .filter(|(_, d)| !d.is_empty())
+            .filter(|(_, devices)| !devices.is_empty())
             .collect()
     };
     let note = Note {
-        seq: m.seq,
-        sender: m.from,
-        stored: m.ts,
+        seq: d.seq,
+        sender: from,
+        stored: d.ts,
     };
     for (user, devices) in owed {
-        pusher.offer((user, m.conv), note, &devices, now);
+        pusher.offer((user, d.conv), note, &devices, now);
     }
 }

@@ -134,7 +134,7 @@ fn rebuild(shard: &Shard, pusher: &Pusher) {
     let owed = {
         let state = shard.state();
         let soft = shard.soft.borrow();
-        let online = |u: UserId| soft.conns_of(u).map(|o| o.device).collect();
+        let online = |u: UserId| soft.devices_online(u);
         owed(&state, &soft.pointers, online, now)
     };
     if owed.is_empty() {
@@ -220,7 +220,7 @@ fn still_owed(shard: &Shard, call: &Call) -> Option<(Vec<(DeviceId, String)>, u6
     let state = shard.state();
     let soft = shard.soft.borrow();
     let u = state.users.get(&user)?;
-    let online: Vec<DeviceId> = soft.conns_of(user).map(|o| o.device).collect();
+    let online = soft.devices_online(user);
     let devices: Vec<(DeviceId, String)> = devices_for(u, conv, call.note.seq, &online)
         .into_iter()
         .filter(|d| call.devices.contains(d))

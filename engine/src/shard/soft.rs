@@ -60,6 +60,11 @@ impl Soft {
         self.online.get(&user).into_iter().flatten()
     }
 
+    /// The devices of the user connected to this node.
+    pub fn devices_online(&self, user: UserId) -> Vec<DeviceId> {
+        self.conns_of(user).map(|o| o.device).collect()
+    }
+
     /// The conversations the user's home knows the user is in.
     pub fn convs_of(&self, user: UserId) -> Vec<ConvId> {
         self.pointers

@@ -74,6 +74,11 @@ impl Cursors {
 }
 
 impl User {
+    /// Whether some device of the user has a push token.
+    pub fn has_push_token(&self) -> bool {
+        self.devices.values().any(|d| d.push_token.is_some())
+    }
+
     /// The best position of any of the user's devices in `conv`.
     pub fn level(&self, conv: ConvId, mark: Mark) -> Seq {
         self.devices

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::push_to;
 use crate::machine::ids::{ConvId, DeviceId, Millis, Seq, UserId};
-use crate::push::offer::{offer, Stored};
+use crate::push::offer::offer;
 use crate::shard::error::ShardResult;
 use crate::shard::mesh::{Mesh, ShardOp};
 use crate::shard::runner::Shard;
@@ -57,13 +57,7 @@ impl ShardOp for Deliver {
                 .map(|(_, o)| o.conn)
                 .collect()
         };
-        let stored = Stored {
-            conv: d.conv,
-            seq: d.seq,
-            ts: d.ts,
-            from: d.from.0,
-        };
-        offer(&shard, &self.users, &stored);
+        offer(&shard, &self.users, d);
         let tag = Some((d.conv, d.seq));
         push_to(&mesh, targets.into_iter(), &d.event, tag, d.started).await;
         Ok(())
@@ -99,18 +93,22 @@ impl ShardOp for DeliverLarge {
     }
 }
 
-/// A large group's message for this home's members that are offline
-/// (their pointers move, so that their unread count is right), then the
-/// notification offer for all of them (a member online on one device may
-/// have another one offline); `Deliver` offers again for the online ones,
-/// which collapses.
+/// A large group's message for this home's members that are not online
+/// (their pointers move, so that their unread count is right), and the
+/// notification offer for them; the online ones (whose other devices may
+/// be offline) get theirs from `Deliver`.
 fn offer_large(shard: &Shard, d: &Delivery) {
     let members: Vec<UserId> = {
         let mut soft = shard.soft.borrow_mut();
         let Some(set) = soft.large_members.get(&d.conv) else {
             return;
         };
-        let members: Vec<UserId> = set.iter().copied().filter(|u| *u != d.from.0).collect();
+        let online = soft.online_by_conv.get(&d.conv);
+        let members: Vec<UserId> = set
+            .iter()
+            .copied()
+            .filter(|u| *u != d.from.0 && !online.is_some_and(|o| o.contains(u)))
+            .collect();
         for user in &members {
             let p = soft.pointers.get_mut(user).and_then(|p| p.get_mut(&d.conv));
             if let Some(p) = p.filter(|p| d.seq > p.last_seq) {
@@ -119,13 +117,7 @@ fn offer_large(shard: &Shard, d: &Delivery) {
         }
         members
     };
-    let stored = Stored {
-        conv: d.conv,
-        seq: d.seq,
-        ts: d.ts,
-        from: d.from.0,
-    };
-    offer(shard, &members, &stored);
+    offer(shard, &members, d);
 }
 
 /// An event for every online device of these users.
